@@ -1,0 +1,1 @@
+"""A small shop that shows pixel_middleware end to end: pages, login, consent, what was sent."""

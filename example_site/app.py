@@ -1,0 +1,167 @@
+"""The demo site. ``PIXEL_DEMO_MODE=opt-in`` switches the consent mode (default ``opt-out``).
+
+Run it with ``python3 dev.py example``; it records hits under ``example_site/data/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from pixel_middleware import JsonLinesSink, PixelMiddleware, PixelSettings, get_visitor
+from pixel_middleware.sinks import Sink
+from pixel_middleware.templating import register
+
+HERE = Path(__file__).resolve().parent
+TRACK_ID = "123451234512345"
+USERS = {
+    "ada": {"id": "C-1001", "uc5": "f", "uc7": "1815"},
+    "alan": {"id": "C-1002", "uc5": "m", "uc7": "1912"},
+}
+DURATIONS = {"1 hour": 60, "1 day": 1_440, "30 days": 43_200}
+
+
+def demo_settings(mode: str | None = None, **overrides: Any) -> PixelSettings:
+    mode = mode or os.environ.get("PIXEL_DEMO_MODE", "opt-out")
+    if mode not in ("opt-in", "opt-out"):
+        raise SystemExit(f"PIXEL_DEMO_MODE must be opt-in or opt-out, got {mode!r}")
+    config = {
+        "trackId": TRACK_ID,
+        "userIdentification": {
+            "enableAnonymousFunction": True,
+            "anonymousCookieName": "miCookieOptOut",
+            "anonymousOptIn": mode == "opt-in",
+            "suppressParameter": ["cd", "uc5", "uc7"],
+        },
+    }
+    extra: dict[str, Any] = {"secret_key": os.environ.get("PIXEL_DEMO_SECRET", "demo-only-secret")}
+    return PixelSettings.from_smart_pixel(config, **{**extra, **overrides})
+
+
+def create_app(
+    settings: PixelSettings | None = None, sink: Sink | None = None, hits_file: Path | None = None
+) -> Starlette:
+    settings = settings or demo_settings()
+    hits_file = hits_file or HERE / "data" / "hits.jsonl"
+    sink = sink or JsonLinesSink(hits_file)
+    templates = Jinja2Templates(directory=HERE / "templates")
+    register(templates.env, settings)
+
+    def render(request: Request, name: str, **context: Any) -> Response:
+        visitor = get_visitor(request)
+        user = USERS.get(request.session.get("user", ""))
+        if user:
+            visitor.customer(id=user["id"], uc5=user["uc5"], uc7=user["uc7"])
+        context.update(visitor=visitor, user=request.session.get("user"), mode=settings.mode)
+        return templates.TemplateResponse(request, name, context)
+
+    async def home(request: Request) -> Response:
+        get_visitor(request).page("home", cg1="shop")
+        return render(request, "home.html")
+
+    async def product(request: Request) -> Response:
+        slug = request.path_params["slug"]
+        get_visitor(request).page(f"product/{slug}", cg1="shop", cp1=slug)
+        return render(request, "product.html", slug=slug)
+
+    async def login(request: Request) -> Response:
+        if request.method == "POST":
+            form = await _form(request)
+            name = form.get("user", "")
+            if name in USERS:
+                request.session["user"] = name
+                get_visitor(request).identify(USERS[name]["id"])
+                return RedirectResponse("/", status_code=303)
+        get_visitor(request).page("login")
+        return render(request, "login.html", users=sorted(USERS))
+
+    async def logout(request: Request) -> Response:
+        request.session.pop("user", None)
+        get_visitor(request).anonymize()
+        return RedirectResponse("/", status_code=303)
+
+    async def privacy(request: Request) -> Response:
+        get_visitor(request).page("privacy")
+        return render(request, "privacy.html", durations=DURATIONS)
+
+    async def sent(request: Request) -> Response:
+        visitor = get_visitor(request)
+        visitor.page("what-was-sent")
+        return render(
+            request,
+            "sent.html",
+            cookies=_cookie_view(request, settings),
+            config=json.dumps(visitor.config(), indent=2),
+            pixel_url=visitor.pixel_url(),
+            hits=_recent_hits(hits_file, visitor.ever_id),
+        )
+
+    routes = [
+        Route("/", home),
+        Route("/product/{slug}", product),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/privacy", privacy),
+        Route("/sent", sent),
+    ]
+    middleware = [
+        Middleware(PixelMiddleware, settings=settings, sink=sink),
+        Middleware(SessionMiddleware, secret_key=settings.secret_key, same_site="lax"),
+    ]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    body = await request.body()
+    return dict(parse_qsl(body.decode("utf-8", "replace")))
+
+
+def _cookie_view(request: Request, settings: PixelSettings) -> list[tuple[str, str]]:
+    """The pixel cookies this browser sent, with identifier values hidden: no everID in HTML."""
+    secret = {settings.ever_id_cookie_name, settings.session_cookie_name}
+    rows = []
+    for name in (settings.anonymous_cookie_name, *sorted(secret)):
+        value = request.cookies.get(name)
+        if value is None:
+            rows.append((name, "not sent"))
+        elif name in secret:
+            rows.append((name, f"sent ({len(value)} characters, value not shown)"))
+        else:
+            rows.append((name, repr(value)))
+    return rows
+
+
+def _recent_hits(path: Path, ever_id: str | None, limit: int = 8) -> list[dict[str, Any]]:
+    """This visitor's last hits (or, for an anonymous one, the last anonymous hits), eid hidden."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()[-2_000:]
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in reversed(lines):
+        hit = json.loads(line)
+        mine = hit["ever_id"] == ever_id if ever_id else hit["anonymous"]
+        if mine:
+            query = "&".join(
+                "eid=(hidden)" if part.startswith("eid=") else part
+                for part in hit["query"].split("&")
+            )
+            out.append({"anonymous": hit["anonymous"], "query": query})
+        if len(out) >= limit:
+            break
+    return out
+
+
+app = create_app()

@@ -1,0 +1,4 @@
+"""Django integration.
+
+Add ``"pixel_middleware.contrib.django"`` to ``INSTALLED_APPS`` for ``{% load pixel %}``.
+"""

@@ -1,0 +1,71 @@
+"""The anonymous rule: cookie state, mode and Global Privacy Control in, one small verdict out.
+
+Pure: no I/O, no clock. Everything else in the package asks this module, so the truth table in
+the README is exactly the code below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .settings import PixelSettings
+
+Reason = Literal["disabled", "cookie", "no-cookie", "gpc", "unreadable-cookie"]
+Action = Literal["optout", "optin"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether this request's visitor is anonymous, and why.
+
+    ``choice_made`` is true when the visitor's cookie records an explicit choice; the cookie cannot
+    tell "withdrew" from "never chose", and neither can the Smart Pixel.
+    """
+
+    anonymous: bool
+    choice_made: bool
+    reason: Reason
+
+
+def cookie_present(value: str | None) -> bool:
+    """The Smart Pixel's "present": the cookie exists and is not empty (never compared to 1)."""
+    return bool(value)
+
+
+def decide(
+    settings: PixelSettings,
+    cookie_value: str | None,
+    *,
+    gpc: bool = False,
+    cookies_readable: bool = True,
+) -> Decision:
+    """Apply ``enableAnonymousFunction and (present if not anonymousOptIn else not present)``.
+
+    Beyond the Smart Pixel: ``Sec-GPC: 1`` makes the visitor anonymous unless they explicitly opted
+    in (possible only in opt-in mode, where the cookie records agreement), and a Cookie header too
+    large or broken to read fails closed, to anonymous.
+    """
+    if not settings.enable_anonymous_function:
+        return Decision(anonymous=False, choice_made=False, reason="disabled")
+    if not cookies_readable:
+        return Decision(anonymous=True, choice_made=False, reason="unreadable-cookie")
+    present = cookie_present(cookie_value)
+    if settings.anonymous_opt_in:
+        if present:
+            return Decision(anonymous=False, choice_made=True, reason="cookie")
+        return Decision(anonymous=True, choice_made=False, reason="no-cookie")
+    if present:
+        return Decision(anonymous=True, choice_made=True, reason="cookie")
+    if gpc and settings.honor_global_privacy_control:
+        return Decision(anonymous=True, choice_made=False, reason="gpc")
+    return Decision(anonymous=False, choice_made=False, reason="no-cookie")
+
+
+def cookie_write_for(settings: PixelSettings, action: Action) -> bool:
+    """Whether ``action`` writes the cookie (True) or deletes it (False) in the configured mode.
+
+    The value written is always "1"; only its meaning flips between the modes.
+    """
+    make_anonymous = action == "optout"
+    return make_anonymous != settings.anonymous_opt_in

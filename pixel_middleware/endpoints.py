@@ -1,0 +1,311 @@
+"""The endpoints under the prefix: consent toggles, status, browser script, hit collector.
+
+Each handler checks its input first and answers a 4xx with a short plain-text reason; nothing a
+client sends can reach a 500. Rules come from the pure modules; this file does the I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from . import wire
+from .decision import Action, decide
+from .identity import (
+    IdentityState,
+    anonymous_cookie_line,
+    identity_cookie_lines,
+    plan_identity,
+    valid_ever_id,
+    valid_session_id,
+)
+from .request_info import RequestInfo, decision_for, read_request, secure_cookies
+from .resources import static_dir
+from .settings import PixelSettings
+from .sinks import Hit, Sink
+from .toggles import ToggleError, verify
+
+logger = logging.getLogger("pixel_middleware")
+
+# The 43-byte transparent GIF Mapp's track servers answer with.
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+_TRACK_PATH_RE = re.compile(r"^/([0-9,]+)/(wt|batch)$")
+_MAX_FORM_BYTES = 8_192
+_NO_STORE = {"cache-control": "no-store"}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _text(status: int, reason: str, **headers: str) -> Response:
+    return PlainTextResponse(reason + "\n", status_code=status, headers={**_NO_STORE, **headers})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The request body, refusing it as soon as it grows past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _origin_host(url: str) -> str | None:
+    try:
+        return urlsplit(url).netloc.lower() or None
+    except ValueError:
+        return None
+
+
+def cross_site(request: RequestInfo) -> bool:
+    """Whether the browser tells us this request was started by another site."""
+    if (request.header("sec-fetch-site") or "").strip().lower() == "cross-site":
+        return True
+    host = (request.host or "").lower()
+    origin = request.header("origin")
+    if origin is not None and (origin.strip() == "null" or _origin_host(origin) != host):
+        return True
+    referer = request.header("referer")
+    return referer is not None and _origin_host(referer) != host
+
+
+class Endpoints:
+    """The ASGI app mounted at ``settings.prefix`` by the middleware."""
+
+    def __init__(self, settings: PixelSettings, sink: Sink) -> None:
+        self.settings = settings
+        self.sink = sink
+        self._script = (static_dir() / "pixel.js").read_bytes()
+        self._script_etag = '"' + hashlib.sha256(self._script).hexdigest()[:16] + '"'
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handle(scope, receive)
+        await response(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive) -> Response:
+        request = read_request(scope, self.settings)
+        sub = request.path[len(self.settings.prefix) :]
+        if sub in ("/optout", "/optin"):
+            action: Action = "optout" if sub == "/optout" else "optin"
+            return await self.toggle(action, request, scope, receive)
+        if sub == "/status":
+            return self.status(request)
+        if sub == "/pixel.js":
+            return self.script(request)
+        match = _TRACK_PATH_RE.match(sub)
+        if match:
+            track_id, kind = match.groups()
+            if track_id not in (self.settings.track_id, *self.settings.track_ids):
+                return _text(404, "unknown track id")
+            if kind == "wt":
+                return await self.single_hit(request, scope, track_id)
+            return await self.batch(request, scope, receive, track_id)
+        return _text(404, "not found")
+
+    # ------------------------------------------------------------------ consent
+
+    async def toggle(
+        self, action: Action, request: RequestInfo, scope: Scope, receive: Receive
+    ) -> Response:
+        s = self.settings
+        if not s.enable_anonymous_function:
+            return _text(404, "the anonymous function is not enabled on this site")
+        if request.method not in ("GET", "POST"):
+            return _text(405, "use GET or POST", allow="GET, POST")
+        if cross_site(request):
+            return _text(403, "consent can only be changed from this site")
+        params = dict(parse_qsl(_query(scope), keep_blank_values=True))
+        if request.method == "POST":
+            try:
+                body = await _read_body(receive, _MAX_FORM_BYTES)
+            except _TooLarge:
+                return _text(413, "form too large")
+            params.update(parse_qsl(body.decode("latin-1"), keep_blank_values=True))
+        try:
+            toggle = verify(
+                s,
+                action,
+                token=params.get("token"),
+                next_url=params.get("next"),
+                duration=params.get("duration"),
+            )
+        except ToggleError as exc:
+            return _text(400, f"toggle refused: {exc}")
+        before = decision_for(s, request)
+        after = decide(
+            s, "1" if toggle.write_cookie else None, gpc=request.gpc, cookies_readable=True
+        )
+        # A changed choice starts a new visit: new everID and session, as Snowplow does.
+        identity = plan_identity(
+            s, request.jar, anonymous=after.anonymous, rotate=before.anonymous != after.anonymous
+        )
+        secure = secure_cookies(s, request)
+        response = Response(status_code=303, headers={"location": toggle.next, **_NO_STORE})
+        lines = [
+            anonymous_cookie_line(
+                s, write=toggle.write_cookie, minutes=toggle.minutes, secure=secure
+            ),
+            *identity_cookie_lines(s, identity, secure=secure),
+        ]
+        _add_cookies(response, lines)
+        return response
+
+    def status(self, request: RequestInfo) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return _text(405, "use GET", allow="GET, HEAD")
+        decision = decision_for(self.settings, request)
+        body: dict[str, Any] = {
+            "enabled": self.settings.enable_anonymous_function,
+            "mode": self.settings.mode,
+            "anonymous": decision.anonymous,
+            "choiceMade": decision.choice_made,
+            "reason": decision.reason,
+            "gpc": request.gpc,
+        }
+        return JSONResponse(body, headers={**_NO_STORE, "vary": "Cookie"})
+
+    # ------------------------------------------------------------------ script
+
+    def script(self, request: RequestInfo) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return _text(405, "use GET", allow="GET, HEAD")
+        headers = {"cache-control": "public, max-age=3600", "etag": self._script_etag}
+        if request.header("if-none-match") == self._script_etag:
+            return Response(status_code=304, headers=headers)
+        return Response(self._script, media_type="text/javascript; charset=utf-8", headers=headers)
+
+    # ------------------------------------------------------------------ hits
+
+    async def single_hit(self, request: RequestInfo, scope: Scope, track_id: str) -> Response:
+        """``/<trackId>/wt``: one request; identified visitors without an everID get one here."""
+        if request.method not in ("GET", "POST"):
+            return _text(405, "use GET or POST", allow="GET, POST")
+        raw = _query(scope)
+        if len(raw) > wire.MAX_REQUEST_CHARS:
+            return _text(414, f"request longer than {wire.MAX_REQUEST_CHARS} characters")
+        try:
+            params = wire.parse_query(raw)
+        except wire.WireError as exc:
+            return _text(400, f"not a pixel request: {exc}")
+        decision = decision_for(self.settings, request)
+        identity = plan_identity(self.settings, request.jar, anonymous=decision.anonymous)
+        hit = self._hit(request, track_id, params, decision.anonymous, identity)
+        if not await self._store([hit]):
+            return _text(503, "could not store the hit; try again")
+        response = Response(GIF, media_type="image/gif", headers=_NO_STORE)
+        _add_cookies(
+            response,
+            identity_cookie_lines(
+                self.settings, identity, secure=secure_cookies(self.settings, request)
+            ),
+        )
+        return response
+
+    async def batch(
+        self, request: RequestInfo, scope: Scope, receive: Receive, track_id: str
+    ) -> Response:
+        """``/<trackId>/batch``: text/plain, one request per line; all lines stored or none."""
+        if request.method != "POST":
+            return _text(405, "use POST", allow="POST")
+        media = (request.header("content-type") or "").split(";", 1)[0].strip().lower()
+        if media != "text/plain":
+            return _text(415, "a batch is text/plain, one request per line")
+        try:
+            body = await _read_body(receive, self.settings.max_body_bytes)
+        except _TooLarge:
+            return _text(413, f"batch larger than {self.settings.max_body_bytes} bytes")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return _text(400, "batch is not UTF-8 text")
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) > wire.MAX_BATCH_LINES:
+            return _text(413, f"more than {wire.MAX_BATCH_LINES} lines")
+        parsed: list[wire.Params] = []
+        for number, line in enumerate(lines, 1):
+            try:
+                parsed.append(wire.parse_batch_line(line))
+            except wire.WireError as exc:
+                return _text(400, f"line {number}: {exc}; nothing was stored")
+        decision = decision_for(self.settings, request)
+        # No new identifiers here: a batch may come from a server for many visitors.
+        cookie_eid = request.jar.get(self.settings.ever_id_cookie_name)
+        cookie_sid = request.jar.get(self.settings.session_cookie_name)
+        hits = []
+        for params in parsed:
+            line_eid = next((v for k, v in params if k == "eid"), None)
+            eid = cookie_eid if valid_ever_id(cookie_eid) else line_eid
+            identity = IdentityState(
+                ever_id=eid if valid_ever_id(eid) and not decision.anonymous else None,
+                session_id=cookie_sid
+                if valid_session_id(cookie_sid) and not decision.anonymous
+                else None,
+            )
+            hits.append(self._hit(request, track_id, params, decision.anonymous, identity))
+        if not await self._store(hits):
+            return _text(503, "could not store the batch; try again")
+        return Response(status_code=204, headers=_NO_STORE)
+
+    def _hit(
+        self,
+        request: RequestInfo,
+        track_id: str,
+        params: Sequence[tuple[str, str]],
+        anonymous: bool,
+        identity: IdentityState,
+    ) -> Hit:
+        query = wire.encode(
+            wire.enforce(params, self.settings, anonymous=anonymous, ever_id=identity.ever_id)
+        )
+        if anonymous:
+            return Hit(received_at=time.time(), track_id=track_id, anonymous=True, query=query)
+        return Hit(
+            received_at=time.time(),
+            track_id=track_id,
+            anonymous=False,
+            query=query,
+            ever_id=identity.ever_id,
+            session_id=identity.session_id,
+            ip=request.client_ip,
+            user_agent=request.header("user-agent"),
+        )
+
+    async def _store(self, hits: list[Hit]) -> bool:
+        try:
+            await self.sink.write(hits)
+        except Exception:
+            # The client is told to retry; the hit is not silently dropped.
+            logger.exception("pixel sink failed to write %d hit(s)", len(hits))
+            return False
+        return True
+
+
+def _query(scope: Scope) -> str:
+    raw: bytes = scope.get("query_string", b"")
+    return raw.decode("latin-1")
+
+
+def _add_cookies(response: Response, lines: Sequence[bytes]) -> None:
+    for line in lines:
+        response.raw_headers.append((b"set-cookie", line))

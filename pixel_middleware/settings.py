@@ -1,0 +1,320 @@
+"""Settings: one frozen, validated object, loadable from code, a Smart Pixel config, env or Django.
+
+Every loader funnels into the ``PixelSettings`` constructor, so validation lives in one place and a
+setting that is wrong fails at start-up with a message naming the field, never at request time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+TRACK_ID_RE = re.compile(r"^\d{15}(?:,\d{15})*$")
+PARAMETER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+# RFC 6265 cookie-name = token; kept narrower on purpose so names survive every browser and proxy.
+COOKIE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+TRACK_DOMAIN_RE = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?$")
+PREFIX_RE = re.compile(r"^(?:/[A-Za-z0-9._~-]+)+$")
+
+DEFAULT_ANONYMOUS_COOKIE_MINUTES = 2_592_000  # the Smart Pixel's default: 1,800 days
+
+
+def _suggest(name: str, valid: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown(kind: str, name: str, valid: Iterable[str]) -> ValueError:
+    return ValueError(f"unknown {kind} {name!r}{_suggest(name, valid)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PixelSettings:
+    """Configuration of the middleware, validated on construction.
+
+    The first group mirrors the Smart Pixel's own names (``trackId``, ``trackDomain`` and the
+    ``userIdentification`` block); the rest are this package's server-side additions.
+    """
+
+    track_id: str
+    secret_key: str = field(repr=False)
+    track_domain: str | None = None
+    enable_anonymous_function: bool = False
+    anonymous_cookie_name: str = "miCookieOptOut"
+    anonymous_opt_in: bool = False
+    suppress_parameter: tuple[str, ...] = ()
+    anonymous_cookie_minutes: int = DEFAULT_ANONYMOUS_COOKIE_MINUTES
+
+    honor_global_privacy_control: bool = True
+    ever_id_cookie_name: str = "wtstp_eid"
+    session_cookie_name: str = "wtstp_sid"
+    ever_id_days: int = 180
+    identifier_cookies_httponly: bool = True
+    cookie_domain: str | None = None
+    # None: Secure exactly when the request came over https.
+    secure_cookies: bool | None = None
+    prefix: str = "/_pixel"
+    send_to_track_domain: bool = False
+    inject: bool = True
+    toggle_token_max_age: int = 30 * 24 * 3600
+    max_body_bytes: int = 1_048_576
+    max_inject_bytes: int = 8 * 1_048_576
+    max_cookie_header_bytes: int = 16_384
+
+    def __post_init__(self) -> None:
+        if isinstance(self.suppress_parameter, list):
+            object.__setattr__(self, "suppress_parameter", tuple(self.suppress_parameter))
+        _check_type(self)
+        if not TRACK_ID_RE.match(self.track_id):
+            raise ValueError(
+                f"track_id must be 15 digits or a comma list of them, got {self.track_id!r}"
+            )
+        if not self.secret_key:
+            raise ValueError("secret_key must be a non-empty string (it signs the toggle links)")
+        if self.track_domain is not None and not TRACK_DOMAIN_RE.match(self.track_domain):
+            raise ValueError(f"track_domain must be a bare host name, got {self.track_domain!r}")
+        if self.send_to_track_domain and self.track_domain is None:
+            raise ValueError("send_to_track_domain needs track_domain to be set")
+        for name in self.suppress_parameter:
+            if not PARAMETER_NAME_RE.match(name):
+                raise ValueError(
+                    f"suppress_parameter entries must match ^[A-Za-z0-9_-]+$, got {name!r}"
+                )
+        for cookie_field in ("anonymous_cookie_name", "ever_id_cookie_name", "session_cookie_name"):
+            value = getattr(self, cookie_field)
+            if not COOKIE_NAME_RE.match(value):
+                raise ValueError(f"{cookie_field} is not a valid cookie name: {value!r}")
+        names = {self.anonymous_cookie_name, self.ever_id_cookie_name, self.session_cookie_name}
+        if len(names) != 3:
+            raise ValueError(
+                "anonymous_cookie_name, ever_id_cookie_name and session_cookie_name must differ"
+            )
+        for positive in (
+            "anonymous_cookie_minutes",
+            "ever_id_days",
+            "toggle_token_max_age",
+            "max_body_bytes",
+            "max_inject_bytes",
+            "max_cookie_header_bytes",
+        ):
+            if getattr(self, positive) <= 0:
+                raise ValueError(
+                    f"{positive} must be a positive number, got {getattr(self, positive)}"
+                )
+        if not PREFIX_RE.match(self.prefix):
+            raise ValueError(
+                f"prefix must look like '/_pixel' (no trailing slash), got {self.prefix!r}"
+            )
+        if self.cookie_domain is not None and not TRACK_DOMAIN_RE.match(
+            self.cookie_domain.lstrip(".")
+        ):
+            raise ValueError(f"cookie_domain is not a host name: {self.cookie_domain!r}")
+
+    @property
+    def track_ids(self) -> tuple[str, ...]:
+        return tuple(self.track_id.split(","))
+
+    @property
+    def mode(self) -> str:
+        """``"disabled"``, ``"opt-in"`` or ``"opt-out"``: how the visitor's cookie is read."""
+        if not self.enable_anonymous_function:
+            return "disabled"
+        return "opt-in" if self.anonymous_opt_in else "opt-out"
+
+    def replace(self, **changes: Any) -> PixelSettings:
+        """A copy with some fields changed, validated like a new object."""
+        return dataclasses.replace(self, **changes)
+
+    # ----------------------------------------------------------------- loaders
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> PixelSettings:
+        """Build from snake_case field names; unknown names are an error naming the closest one."""
+        valid = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in valid:
+                raise _unknown("setting", key, valid)
+        kwargs = dict(values)
+        if "suppress_parameter" in kwargs:
+            kwargs["suppress_parameter"] = _as_names(
+                "suppress_parameter", kwargs["suppress_parameter"]
+            )
+        return cls(**kwargs)
+
+    @classmethod
+    def from_smart_pixel(cls, config: Mapping[str, Any], **extra: Any) -> PixelSettings:
+        """Build from the Smart Pixel's JavaScript config (``wtSmart.init.set`` / ``advanced.add``).
+
+        ``extra`` takes this package's own snake_case settings (``secret_key`` at least).
+        """
+        kwargs: dict[str, Any] = {}
+        for key, value in config.items():
+            if key in _SMART_PIXEL_TOP:
+                kwargs[_SMART_PIXEL_TOP[key]] = _smart_pixel_value(key, value)
+            elif key == "userIdentification":
+                if not isinstance(value, Mapping):
+                    raise ValueError("userIdentification must be an object")
+                kwargs.update(_user_identification(value))
+            elif key == "secureCookie":
+                kwargs["secure_cookies"] = True if value else None
+            elif key not in _SMART_PIXEL_IGNORED:
+                raise _unknown(
+                    "Smart Pixel key",
+                    key,
+                    [
+                        *_SMART_PIXEL_TOP,
+                        "userIdentification",
+                        "secureCookie",
+                        *_SMART_PIXEL_IGNORED,
+                    ],
+                )
+        overlap = kwargs.keys() & extra.keys()
+        if overlap:
+            raise ValueError(
+                f"given both in the Smart Pixel config and as keyword: {sorted(overlap)}"
+            )
+        return cls.from_mapping({**kwargs, **extra})
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, prefix: str = "PIXEL_"
+    ) -> PixelSettings:
+        """Build from ``PIXEL_<FIELD>`` environment variables (``PIXEL_TRACK_ID``, …).
+
+        Booleans take true/false/1/0/yes/no/on/off; ``PIXEL_SUPPRESS_PARAMETER`` is comma-separated.
+        A ``PIXEL_`` variable that names no setting is an error, so a typo cannot silently keep a
+        visitor identified.
+        """
+        environ = os.environ if environ is None else environ
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in environ.items():
+            if not key.startswith(prefix):
+                continue
+            name = key[len(prefix) :].lower()
+            if name not in fields:
+                raise _unknown("environment variable", key, [prefix + f.upper() for f in fields])
+            values[name] = _from_text(name, str(fields[name].type), raw)
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_django(cls, django_settings: Any = None) -> PixelSettings:
+        """Build from the ``PIXEL_MIDDLEWARE`` dict in Django's settings (snake_case names)."""
+        if django_settings is None:
+            from django.conf import settings as django_settings
+        values = getattr(django_settings, "PIXEL_MIDDLEWARE", None)
+        if not isinstance(values, Mapping):
+            raise ValueError("Django setting PIXEL_MIDDLEWARE must be a dict of pixel settings")
+        values = dict(values)
+        values.setdefault("secret_key", getattr(django_settings, "SECRET_KEY", ""))
+        return cls.from_mapping(values)
+
+
+_SMART_PIXEL_TOP = {"trackId": "track_id", "trackDomain": "track_domain"}
+_USER_IDENTIFICATION = {
+    "enableAnonymousFunction": "enable_anonymous_function",
+    "anonymousCookieName": "anonymous_cookie_name",
+    "anonymousOptIn": "anonymous_opt_in",
+    "suppressParameter": "suppress_parameter",
+    # Older Smart Pixel releases used these names for the same two settings.
+    "enableOptOut": "enable_anonymous_function",
+    "optOutCookieName": "anonymous_cookie_name",
+}
+# Real Smart Pixel settings that concern only the browser pixel; accepted so a pasted config loads.
+_SMART_PIXEL_IGNORED = frozenset(
+    {
+        "domain",
+        "cookie",
+        "mode",
+        "requestLimit",
+        "requestQueue",
+        "requestObfuscation",
+        "forceOldEverId",
+        "execCDB",
+        "useCDBCache",
+        "useHashForDefaultPageName",
+        "useParamsForDefaultPageName",
+        "sendViaSDK",
+        "sendViaServer",
+        "forceSameSite",
+    }
+)
+
+
+def _smart_pixel_value(key: str, value: Any) -> Any:
+    # The Smart Pixel accepts trackId as an array too.
+    if key == "trackId" and isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def _user_identification(block: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in block.items():
+        if key not in _USER_IDENTIFICATION:
+            raise _unknown("userIdentification key", key, _USER_IDENTIFICATION)
+        name = _USER_IDENTIFICATION[key]
+        if name in out:
+            raise ValueError(f"userIdentification sets {name} twice (old and new name)")
+        out[name] = value
+    return out
+
+
+def _as_names(field_name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, Iterable):
+        items = tuple(value)
+        if all(isinstance(v, str) for v in items):
+            return items
+    raise ValueError(f"{field_name} must be a list of parameter names, got {value!r}")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _from_text(name: str, type_name: str, raw: str) -> Any:
+    text = raw.strip()
+    if "bool" in type_name:
+        lowered = text.lower()
+        if "None" in type_name and lowered in {"", "none", "auto"}:
+            return None
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(f"{name} must be true or false, got {raw!r}")
+    if type_name == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if name == "suppress_parameter":
+        return _as_names(name, text)
+    if "None" in type_name and text == "":
+        return None
+    return text
+
+
+def _check_type(settings: PixelSettings) -> None:
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        type_name = str(f.type)
+        if value is None and "None" in type_name:
+            continue
+        if type_name.startswith("bool"):
+            ok = isinstance(value, bool)
+        elif type_name == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif type_name.startswith("str"):
+            ok = isinstance(value, str)
+        else:  # tuple[str, ...]
+            ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+        if not ok:
+            raise ValueError(f"{f.name} has the wrong type: {value!r} ({type(value).__name__})")

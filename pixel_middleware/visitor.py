@@ -1,0 +1,160 @@
+"""The per-request visitor object that applications use (``request.state.pixel``).
+
+Pure: built by the middleware from the request, read back by it when the response starts, so that
+what the application did during the request (``identify``, ``anonymize``) decides the cookies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import wire
+from .decision import Decision
+from .identity import CookieJar, IdentityState, plan_identity
+from .settings import PixelSettings
+
+
+class Visitor:
+    """What the middleware knows about this request's visitor, and the page data to track.
+
+    ``anonymous`` follows the Smart Pixel's rule (see the README's truth table). Parameter values
+    are plain text; encoding for the wire happens when a request is built.
+    """
+
+    def __init__(
+        self,
+        settings: PixelSettings,
+        decision: Decision,
+        jar: CookieJar,
+        *,
+        page_name: str,
+        page_url: str | None,
+        referrer: str = "0",
+        time_ms: int = 0,
+        gpc: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.decision = decision
+        self._jar = jar
+        self._identity = plan_identity(settings, jar, anonymous=decision.anonymous)
+        self._page_name = page_name
+        self._page_url = page_url
+        self._referrer = referrer
+        self._time_ms = time_ms
+        self._gpc = gpc
+        self._page: dict[str, str] = {}
+        self._customer: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        # Never the everID: reprs end up in logs and error pages.
+        return f"<Visitor anonymous={self.anonymous} reason={self.decision.reason!r}>"
+
+    @property
+    def anonymous(self) -> bool:
+        return self.decision.anonymous
+
+    @property
+    def ever_id(self) -> str | None:
+        """The everID, or None for an anonymous visitor. Never render it into a page."""
+        return self._identity.ever_id
+
+    @property
+    def session_id(self) -> str | None:
+        return self._identity.session_id
+
+    @property
+    def identity(self) -> IdentityState:
+        return self._identity
+
+    @property
+    def page_name(self) -> str:
+        return self._page_name
+
+    def page(self, name: str | None = None, **params: Any) -> None:
+        """Set the page name and page parameters (``cp1=…``, ``cg1=…``, ``is=…``)."""
+        if name is not None:
+            self._page_name = str(name)
+        self._page.update(_checked(params))
+
+    def customer(self, id: str | None = None, **params: Any) -> None:
+        """Set customer data: ``id`` becomes ``cd``, keywords like ``uc5`` are sent as given."""
+        if id is not None:
+            self._customer["cd"] = str(id)
+        self._customer.update(_checked(params))
+
+    def identify(self, customer_id: str) -> None:
+        """Mark the logged-in customer (``cd``). Consent is unchanged: anonymous stays anonymous."""
+        self.customer(id=customer_id)
+
+    def anonymize(self) -> None:
+        """Forget who this is (logout): a new everID and session, and no customer data.
+
+        Requests built before the call keep the old identity; everything after uses the new one.
+        """
+        self._customer.clear()
+        if not self.anonymous:
+            self._identity = plan_identity(self.settings, self._jar, anonymous=False, rotate=True)
+
+    def data(self) -> list[tuple[str, str]]:
+        """The page and customer parameters this visitor's requests may carry (plain text)."""
+        pairs = [*self._page.items(), *self._customer.items()]
+        if not self.anonymous:
+            return pairs
+        suppressed = set(self.settings.suppress_parameter)
+        return [(k, v) for k, v in pairs if k not in suppressed and not wire.is_identifier(k)]
+
+    def hit_endpoint(self) -> str:
+        """Where pixel requests for this site go: first-party unless configured otherwise."""
+        s = self.settings
+        if s.send_to_track_domain:
+            return f"https://{s.track_domain}/{s.track_id}/wt"
+        return f"{s.prefix}/{s.track_id}/wt"
+
+    def pixel_url(self, *, with_identity: bool = False) -> str:
+        """The page request for this page, as the visitor's state allows it.
+
+        Without ``with_identity`` it holds no everID (the first-party endpoint adds it from the
+        cookie), so it is safe to put into HTML. ``with_identity=True`` adds ``eid`` for an
+        identified visitor, for server-to-server sending only.
+        """
+        params = wire.page_request(
+            page_name=self._page_name,
+            data=self.data(),
+            time_ms=self._time_ms,
+            referrer=self._referrer,
+            page_url=self._page_url,
+        )
+        ever_id = self.ever_id if with_identity else None
+        query = wire.encode(
+            wire.enforce(params, self.settings, anonymous=self.anonymous, ever_id=ever_id)
+        )
+        return f"{self.hit_endpoint()}?{query}"
+
+    def config(self) -> dict[str, Any]:
+        """The browser script's configuration: settings and page data, and no identifier."""
+        s = self.settings
+        return {
+            "trackId": s.track_id,
+            "endpoint": self.hit_endpoint(),
+            "statusUrl": f"{s.prefix}/status",
+            "userIdentification": {
+                "enableAnonymousFunction": s.enable_anonymous_function,
+                "anonymousCookieName": s.anonymous_cookie_name,
+                "anonymousOptIn": s.anonymous_opt_in,
+                "suppressParameter": list(s.suppress_parameter),
+            },
+            "anonymousCookieMinutes": s.anonymous_cookie_minutes,
+            "honorGlobalPrivacyControl": s.honor_global_privacy_control,
+            "cookieDomain": s.cookie_domain,
+            "anonymous": self.anonymous,
+            "gpc": self._gpc,
+            "page": {"name": self._page_name, "params": [list(p) for p in self.data()]},
+        }
+
+
+def _checked(params: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for name, value in params.items():
+        wire.check_data_name(name)
+        out[name] = "" if value is None else str(value)
+    return out

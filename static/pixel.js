@@ -1,0 +1,132 @@
+/* pixel_middleware browser script: Smart-Pixel-style page and event requests with the anonymous
+ * switch. Configured by the JSON block the middleware injects; needs no inline script, so it runs
+ * under "script-src 'self'". The server applies the same rules again to every request. */
+(function (w, d) {
+  "use strict";
+
+  var IDENTIFIERS = ["eid", "one", "X-WT-UA", "X-WT-IP", "uc701", "ui5", "fpv", "fpt", "nc"];
+
+  function readCookie(name) {
+    var parts = d.cookie ? d.cookie.split(";") : [];
+    for (var i = 0; i < parts.length; i++) {
+      var pair = parts[i];
+      var eq = pair.indexOf("=");
+      if (eq > -1 && pair.slice(0, eq).trim() === name) {
+        return pair.slice(eq + 1).trim();
+      }
+    }
+    return null;
+  }
+
+  /* The Smart Pixel's rule, plus Global Privacy Control as the server applies it. */
+  function isAnonymous(ui, cookieValue, gpc, honorGpc) {
+    if (!ui.enableAnonymousFunction) return false;
+    var present = !!cookieValue;
+    if (ui.anonymousOptIn) return !present;
+    return present || !!(gpc && honorGpc);
+  }
+
+  function isIdentifier(name) {
+    return IDENTIFIERS.indexOf(name) > -1 || name.indexOf("X-WT-SEC-CH-UA") === 0;
+  }
+
+  /* params: [[name, value], ...] in plain text; returns the pairs that may leave the browser. */
+  function enforce(params, ui, anonymous) {
+    var out = [];
+    var suppressed = ui.suppressParameter || [];
+    for (var i = 0; i < params.length; i++) {
+      var name = params[i][0];
+      if (name === "nc" || name === "eid") continue;
+      if (anonymous && (isIdentifier(name) || suppressed.indexOf(name) > -1)) continue;
+      out.push([name, params[i][1]]);
+    }
+    if (anonymous) out.unshift(["nc", "1"]);
+    return out;
+  }
+
+  var el = d.getElementById("pixel-middleware-config");
+  var config = null;
+  try {
+    config = el ? JSON.parse(el.textContent) : null;
+  } catch (e) {
+    config = null;
+  }
+
+  function anonymousNow() {
+    var ui = config.userIdentification;
+    return isAnonymous(ui, readCookie(ui.anonymousCookieName),
+      config.gpc || w.navigator.globalPrivacyControl === true, config.honorGlobalPrivacyControl);
+  }
+
+  function referrerField() {
+    var ref = d.referrer;
+    if (!ref) return "0";
+    var a = d.createElement("a");
+    a.href = ref;
+    return a.host === w.location.host ? "1" : encodeURIComponent(ref);
+  }
+
+  function send(url) {
+    var nav = w.navigator;
+    if (nav.sendBeacon && nav.sendBeacon(url)) return;
+    var img = new Image(1, 1);
+    img.src = url;
+  }
+
+  function request(extra) {
+    var s = w.screen;
+    var p = ["600", encodeURIComponent(config.page.name), "1", s.width + "x" + s.height,
+      String(s.colorDepth), w.navigator.cookieEnabled ? "1" : "0", String(Date.now()),
+      referrerField(), w.innerWidth + "x" + w.innerHeight, "0"].join(",");
+    var params = enforce(config.page.params.concat(extra || []).concat([
+      ["pu", w.location.href.split("#")[0]], ["la", w.navigator.language || ""]
+    ]), config.userIdentification, anonymousNow());
+    var query = "p=" + p;
+    for (var i = 0; i < params.length; i++) {
+      query += "&" + params[i][0] + "=" + encodeURIComponent(params[i][1]);
+    }
+    var url = config.endpoint + "?" + query;
+    send(url);
+    api.lastRequest = url;
+    return url;
+  }
+
+  var api = {
+    rules: { isAnonymous: isAnonymous, enforce: enforce },
+    lastRequest: null,
+    anonymous: function () { return anonymousNow(); },
+    /* Event request: ct=<event> and ck<N>/other parameters, e.g. track("buy", {ck1: "red"}). */
+    track: function (event, params) {
+      var extra = [["ct", String(event)]];
+      for (var key in params || {}) {
+        if (Object.prototype.hasOwnProperty.call(params, key)) extra.push([key, String(params[key])]);
+      }
+      return request(extra);
+    },
+    optout: {
+      setAnonymousCookie: function (minutes) {
+        var ui = config.userIdentification;
+        var m = minutes === undefined ? config.anonymousCookieMinutes : Number(minutes);
+        d.cookie = ui.anonymousCookieName + "=1; path=/; max-age=" + Math.round(m * 60) +
+          "; expires=" + new Date(Date.now() + m * 60000).toUTCString() + cookieAttributes();
+      },
+      deleteAnonymousCookie: function () {
+        d.cookie = config.userIdentification.anonymousCookieName +
+          "=; path=/; max-age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT" + cookieAttributes();
+      },
+      getAnonymousCookie: function () {
+        return !!readCookie(config.userIdentification.anonymousCookieName);
+      }
+    }
+  };
+
+  function cookieAttributes() {
+    var attrs = "; samesite=lax";
+    if (config.cookieDomain) attrs += "; domain=" + config.cookieDomain;
+    if (w.location.protocol === "https:") attrs += "; secure";
+    return attrs;
+  }
+
+  w.pixelMiddleware = api;
+  if (config) request();
+})(window, document);
