@@ -103,8 +103,10 @@ class _Response:
         elif message["type"] == "http.response.body" and self.start is not None:
             await self._on_body(message)
         else:
-            # pathsend, trailers, anything newer: not ours to rewrite.
-            await self._release()
+            # pathsend, trailers, debug, anything newer: not ours to rewrite. Only a message that
+            # arrives while a page is held ends the rewriting; one before the start changes nothing.
+            if self.start is not None:
+                await self._release()
             await self._send(message)
 
     def _start_headers(self, message: Message) -> h.Headers:
