@@ -23,7 +23,8 @@ Params = list[tuple[str, str]]
 IDENTIFIER_PARAMS = frozenset({"eid", "one", "X-WT-UA", "X-WT-IP", "uc701", "ui5", "fpv", "fpt"})
 _IDENTIFIER_PREFIXES = ("X-WT-SEC-CH-UA",)
 _IDENTITY_PARAMS = frozenset({"eid", "nc"})
-_RAW_VALUE_RE = re.compile(r"^[\x21-\x7e]*$")
+# RFC 3986 query characters; browsers escape everything else (spaces, quotes, <, >, non-ASCII).
+_RAW_VALUE_RE = re.compile(r"^(?:[A-Za-z0-9\-._~!$'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$")
 _P_RE = re.compile(r"^\d+,")
 
 

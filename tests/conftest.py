@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from pixel_middleware import JsonLinesSink, PixelMiddleware, PixelSettings, get_visitor
+
+from .helpers import settings
+
+PAGE = "<!doctype html><html><head><title>t</title></head><body><h1>{}</h1></body></html>"
+
+
+class Site:
+    """A small Starlette site behind the middleware, with its hits file."""
+
+    def __init__(self, s: PixelSettings, hits: Path, *, https: bool = False) -> None:
+        self.settings = s
+        self.hits_path = hits
+        self.urls: dict[str, str] = {}
+
+        async def page(request: Request) -> Response:
+            visitor = get_visitor(request)
+            visitor.page("shop/page", cp1="x")
+            if request.query_params.get("login"):
+                visitor.identify("C-42")
+                visitor.customer(uc5="f", uc7="1815")
+            return HTMLResponse(PAGE.format("page"))
+
+        async def logout(request: Request) -> Response:
+            visitor = get_visitor(request)
+            visitor.customer(id="C-42")
+            self.urls["before"] = visitor.pixel_url(with_identity=True)
+            visitor.anonymize()
+            self.urls["after"] = visitor.pixel_url(with_identity=True)
+            return RedirectResponse("/", status_code=303)
+
+        async def cached(request: Request) -> Response:
+            return HTMLResponse(
+                PAGE.format("cached"), headers={"cache-control": "public, max-age=60"}
+            )
+
+        app = Starlette(
+            routes=[
+                Route("/", page),
+                Route("/logout", logout, methods=["POST"]),
+                Route("/cached", cached),
+            ]
+        )
+        self.app = PixelMiddleware(app, settings=s, sink=JsonLinesSink(hits))
+        base = "https://shop.example" if https else "http://shop.example"
+        self.client = TestClient(self.app, base_url=base)
+
+    def hits(self) -> list[dict[str, Any]]:
+        if not self.hits_path.exists():
+            return []
+        return [json.loads(line) for line in self.hits_path.read_text().splitlines()]
+
+
+@pytest.fixture
+def make_site(tmp_path: Path) -> Iterator[Callable[..., Site]]:
+    made: list[Site] = []
+
+    def make(*, https: bool = False, **overrides: Any) -> Site:
+        site = Site(settings(**overrides), tmp_path / f"hits{len(made)}.jsonl", https=https)
+        made.append(site)
+        return site
+
+    yield make
+    for site in made:
+        site.client.close()

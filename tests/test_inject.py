@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from pixel_middleware import inject
+from pixel_middleware.decision import decide
+from pixel_middleware.identity import CookieJar
+from pixel_middleware.visitor import Visitor
+
+from .helpers import injected_config, settings
+
+
+def visitor(**overrides: object) -> Visitor:
+    s = settings(**overrides)
+    return Visitor(s, decide(s, None), CookieJar({}), page_name="x/home", page_url="http://x/home")
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        (b"<html><body>a</body></html>", b"<html><body>aSNIP</body></html>"),
+        (b"<BODY>a</BODY>", b"<BODY>aSNIP</BODY>"),
+        (b"<body>a</body><!-- </body> -->", b"<body>a</body><!-- SNIP</body> -->"),
+        (b"<body>a</body >", b"<body>aSNIP</body >"),
+    ],
+)
+def test_insert_before_last_body_close(page: bytes, expected: bytes) -> None:
+    assert inject.insert_before_body_close(page, b"SNIP") == expected
+
+
+@pytest.mark.parametrize("page", [b"", b"<p>fragment", b"<html><body>unclosed", b"\xff\xfe<body"])
+def test_no_body_close_means_no_injection(page: bytes) -> None:
+    assert inject.insert_before_body_close(page, b"SNIP") is None
+
+
+@pytest.mark.parametrize(
+    ("csp", "nonce"),
+    [
+        (None, None),
+        ("default-src 'self'", None),
+        ("script-src 'self' 'nonce-abc123=='", "abc123=="),
+        ("img-src *; script-src 'nonce-r4nd'", "r4nd"),
+        ("style-src 'nonce-notforscripts'", None),
+        ("script-src 'nonce-bad\"quote'", None),
+    ],
+)
+def test_csp_nonce_is_reused_never_invented(csp: str | None, nonce: str | None) -> None:
+    assert inject.csp_nonce(csp) == nonce
+
+
+def test_snippet_has_config_script_and_noscript_but_no_identifier() -> None:
+    v = visitor()
+    assert v.ever_id is not None
+    html = inject.render_snippet(v, nonce="n0nce")
+    assert '<script src="/_pixel/pixel.js" defer nonce="n0nce"></script>' in html
+    assert '<noscript><img src="/_pixel/123451234512345/wt?p=600,x%2Fhome,' in html
+    assert v.ever_id not in html and v.session_id not in html  # type: ignore[operator]
+    config = injected_config(html)
+    assert config is not None and config["trackId"] == "123451234512345"
+
+
+def test_config_json_cannot_close_the_script_block() -> None:
+    v = visitor()
+    v.page("</script><script>alert(1)</script>", cp1="<b>&")
+    html = inject.render_snippet(v)
+    assert "</script><script>alert" not in html
+    config = injected_config(html)
+    assert config is not None
+    assert config["page"]["name"] == "</script><script>alert(1)</script>"
+    assert config["page"]["params"] == [["cp1", "<b>&"]]
+
+
+def test_gzip_round_trip_and_bomb_limit() -> None:
+    data = b"<body>" + b"a" * 10_000 + b"</body>"
+    packed = inject.gzip_bytes(data)
+    assert gzip.decompress(packed) == data
+    assert inject.gunzip(packed, limit=20_000) == data
+    assert inject.gunzip(packed, limit=1_000) is None
+    assert inject.gunzip(b"not gzip", limit=1_000) is None

@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+
+from pixel_middleware import PixelSettings
+
+from .helpers import SECRET, TRACK_ID, settings
+
+
+def test_defaults_match_the_smart_pixel() -> None:
+    s = settings()
+    assert s.enable_anonymous_function is False
+    assert s.anonymous_cookie_name == "miCookieOptOut"
+    assert s.anonymous_opt_in is False
+    assert s.suppress_parameter == ()
+    assert s.anonymous_cookie_minutes == 2_592_000
+    assert s.ever_id_cookie_name == "wtstp_eid"
+    assert s.session_cookie_name == "wtstp_sid"
+    assert s.ever_id_days == 180
+    assert s.identifier_cookies_httponly is True
+    assert s.mode == "disabled"
+
+
+def test_settings_are_frozen() -> None:
+    s = settings()
+    with pytest.raises(AttributeError):
+        s.track_id = "1"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("track_id", "12345"),
+        ("track_id", "123451234512345,"),
+        ("track_id", "12345123451234a"),
+        ("suppress_parameter", ("cd", "bad name")),
+        ("suppress_parameter", ("c.d",)),
+        ("anonymous_cookie_minutes", -1),
+        ("anonymous_cookie_minutes", 0),
+        ("ever_id_days", -5),
+        ("anonymous_cookie_name", "bad;name"),
+        ("prefix", "/_pixel/"),
+        ("prefix", "_pixel"),
+        ("track_domain", "https://track.example"),
+        ("anonymous_opt_in", "yes"),
+        ("anonymous_cookie_minutes", 1.5),
+        ("secret_key", ""),
+    ],
+)
+def test_invalid_values_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        settings(**{field: value})
+
+
+def test_list_of_parameter_names_is_accepted() -> None:
+    assert settings(suppress_parameter=["cd", "uc5"]).suppress_parameter == ("cd", "uc5")
+
+
+def test_multiple_track_ids() -> None:
+    s = settings(track_id=f"{TRACK_ID},999999999999999")
+    assert s.track_ids == (TRACK_ID, "999999999999999")
+
+
+def test_from_smart_pixel_reads_the_js_config() -> None:
+    s = PixelSettings.from_smart_pixel(
+        {
+            "trackId": TRACK_ID,
+            "trackDomain": "q3.webtrekk.net",
+            "domain": "example.com",
+            "cookie": "1",
+            "userIdentification": {
+                "enableAnonymousFunction": True,
+                "anonymousCookieName": "myOptOut",
+                "anonymousOptIn": True,
+                "suppressParameter": ["cd", "uc5", "uc7"],
+            },
+        },
+        secret_key=SECRET,
+    )
+    assert s.track_domain == "q3.webtrekk.net"
+    assert s.enable_anonymous_function is True
+    assert s.anonymous_cookie_name == "myOptOut"
+    assert s.anonymous_opt_in is True
+    assert s.suppress_parameter == ("cd", "uc5", "uc7")
+    assert s.mode == "opt-in"
+
+
+def test_from_smart_pixel_accepts_the_old_names() -> None:
+    s = PixelSettings.from_smart_pixel(
+        {
+            "trackId": [TRACK_ID],
+            "userIdentification": {"enableOptOut": True, "optOutCookieName": "oldOptOut"},
+        },
+        secret_key=SECRET,
+    )
+    assert s.enable_anonymous_function is True
+    assert s.anonymous_cookie_name == "oldOptOut"
+
+
+def test_mapps_misspelled_example_fails_loudly() -> None:
+    # Mapp's documentation example writes "anononymousOptIn"; the Smart Pixel ignores it silently.
+    with pytest.raises(ValueError, match=r"anononymousOptIn.*did you mean 'anonymousOptIn'"):
+        PixelSettings.from_smart_pixel(
+            {
+                "trackId": TRACK_ID,
+                "userIdentification": {"enableAnonymousFunction": True, "anononymousOptIn": True},
+            },
+            secret_key=SECRET,
+        )
+
+
+def test_unknown_top_level_key_suggests_the_closest() -> None:
+    with pytest.raises(ValueError, match="did you mean 'trackDomain'"):
+        PixelSettings.from_smart_pixel({"trackId": TRACK_ID, "trackDomian": "x"}, secret_key=SECRET)
+
+
+def test_old_and_new_name_together_is_an_error() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        PixelSettings.from_smart_pixel(
+            {
+                "trackId": TRACK_ID,
+                "userIdentification": {"enableOptOut": True, "enableAnonymousFunction": False},
+            },
+            secret_key=SECRET,
+        )
+
+
+def test_from_env() -> None:
+    s = PixelSettings.from_env(
+        {
+            "PIXEL_TRACK_ID": TRACK_ID,
+            "PIXEL_SECRET_KEY": SECRET,
+            "PIXEL_ENABLE_ANONYMOUS_FUNCTION": "true",
+            "PIXEL_ANONYMOUS_OPT_IN": "1",
+            "PIXEL_SUPPRESS_PARAMETER": "cd, uc5",
+            "PIXEL_ANONYMOUS_COOKIE_MINUTES": "60",
+            "PIXEL_SECURE_COOKIES": "auto",
+            "HOME": "/root",
+        }
+    )
+    assert s.enable_anonymous_function and s.anonymous_opt_in
+    assert s.suppress_parameter == ("cd", "uc5")
+    assert s.anonymous_cookie_minutes == 60
+    assert s.secure_cookies is None
+
+
+def test_from_env_rejects_typos_and_bad_values() -> None:
+    base = {"PIXEL_TRACK_ID": TRACK_ID, "PIXEL_SECRET_KEY": SECRET}
+    with pytest.raises(ValueError, match="PIXEL_ANONYMOUS_OPT_IN"):
+        PixelSettings.from_env({**base, "PIXEL_ANONYMOUS_OPTIN": "true"})
+    with pytest.raises(ValueError, match="anonymous_opt_in must be true or false"):
+        PixelSettings.from_env({**base, "PIXEL_ANONYMOUS_OPT_IN": "maybe"})
+    with pytest.raises(ValueError, match="ever_id_days must be a whole number"):
+        PixelSettings.from_env({**base, "PIXEL_EVER_ID_DAYS": "ten"})
+
+
+def test_from_django_settings_object() -> None:
+    class DjangoSettings:
+        SECRET_KEY = "django-secret"
+        PIXEL_MIDDLEWARE: ClassVar = {"track_id": TRACK_ID, "enable_anonymous_function": True}
+
+    s = PixelSettings.from_django(DjangoSettings())
+    assert s.secret_key == "django-secret"
+    assert s.enable_anonymous_function is True
+
+
+def test_from_django_rejects_unknown_names() -> None:
+    class DjangoSettings:
+        SECRET_KEY = "x"
+        PIXEL_MIDDLEWARE: ClassVar = {"track_id": TRACK_ID, "anonymous_optin": True}
+
+    with pytest.raises(ValueError, match="did you mean 'anonymous_opt_in'"):
+        PixelSettings.from_django(DjangoSettings())
+
+
+def test_secret_key_is_not_in_repr() -> None:
+    assert SECRET not in repr(settings())
