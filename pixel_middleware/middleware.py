@@ -7,9 +7,10 @@ request lives in a ``_Response`` object made per call, never on the middleware.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from . import headers as h
 from .endpoints import Endpoints
@@ -21,6 +22,9 @@ from .sinks import LoggingSink, Sink
 from .visitor import Visitor
 
 logger = logging.getLogger("pixel_middleware")
+
+# Wider than Starlette's ASGIApp so that Django's ASGIHandler, typed with its own aliases, fits.
+AnyASGIApp = Callable[..., Awaitable[None]]
 
 
 def default_settings() -> PixelSettings:
@@ -45,7 +49,7 @@ class PixelMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, settings: PixelSettings | None = None, sink: Sink | None = None
+        self, app: AnyASGIApp, settings: PixelSettings | None = None, sink: Sink | None = None
     ) -> None:
         self.app = app
         self.settings = settings if settings is not None else default_settings()
@@ -54,7 +58,7 @@ class PixelMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.app(scope, receive, self._lifespan_send(send))
+            await self._lifespan(scope, receive, send)
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -70,14 +74,41 @@ class PixelMiddleware:
         response = _Response(self.settings, request, visitor, send)
         await self.app(scope, receive, response.send)
 
-    def _lifespan_send(self, send: Send) -> Send:
-        async def wrapped(message: Message) -> None:
-            # Flush the sink before the server is told it may exit.
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass lifespan to the app, closing the sink before shutdown completes.
+
+        Django's ASGI handler refuses lifespan outright (it raises before reading a message);
+        the middleware then answers lifespan itself, so the sink is still flushed on shutdown.
+        """
+        received = False
+
+        async def app_receive() -> Message:
+            nonlocal received
+            received = True
+            return await receive()
+
+        async def app_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
                 await self.sink.close()
             await send(message)
 
-        return wrapped
+        try:
+            await self.app(scope, app_receive, app_send)
+        except Exception:
+            if received:
+                raise
+            logger.debug("app does not speak lifespan; PixelMiddleware answers it")
+            await self._own_lifespan(receive, send)
+
+    async def _own_lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.sink.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 class _Response:

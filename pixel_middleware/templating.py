@@ -33,7 +33,7 @@ def toggle_link(
     html = (
         environment()
         .get_template("pixel/toggle_link.html")
-        .render(href=href, action=action, text=text)
+        .render(href=href, action=action, text=_plain(text))
     )
     return Markup(html)  # noqa: S704 - rendered by an autoescaping environment
 
@@ -56,10 +56,16 @@ def toggle_form(
             action_url=f"{settings.prefix}/{action}?" + urlencode(query),
             action=action,
             token=token,
-            text=text,
+            text=_plain(text),
         )
     )
     return Markup(html)  # noqa: S704 - rendered by an autoescaping environment
+
+
+def _plain(text: str) -> str:
+    # Link text is always text: Django marks template literals safe and Jinja2 honours that
+    # marker, so drop it here, or the same tag would escape in one engine and not the other.
+    return "".join(text)
 
 
 def snippet(visitor: Visitor) -> Markup:

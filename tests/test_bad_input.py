@@ -1,0 +1,74 @@
+"""Hostile and broken input, generated: never a 500, never an identifier of an anonymous visitor."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from pixel_middleware import PixelMiddleware, inject
+from pixel_middleware.identity import parse_cookie_header
+
+from .asgi import html_app, request
+from .helpers import TRACK_ID, settings
+
+PAGE = b"<html><body>x</body></html>"
+S = settings(enable_anonymous_function=True, suppress_parameter=("cd",))
+APP = PixelMiddleware(html_app(PAGE, headers=[(b"content-type", b"text/html")]), settings=S)
+EID = b"8123456789012345678"
+FAST = hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(st.binary(max_size=600))
+def test_any_cookie_header_parses(raw: bytes) -> None:
+    jar = parse_cookie_header(raw, max_bytes=512)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in jar.values.items())
+
+
+@FAST
+@given(st.binary(max_size=300), st.sampled_from(["/", "/_pixel/status", f"/_pixel/{TRACK_ID}/wt"]))
+def test_any_cookie_bytes_never_500(cookie: bytes, path: str) -> None:
+    r = request(APP, path, headers=[(b"cookie", cookie)], query=b"p=600,x")
+    assert r.status < 500
+
+
+@FAST
+@given(st.binary(max_size=300))
+def test_any_query_bytes_never_500(query: bytes) -> None:
+    for path in (f"/_pixel/{TRACK_ID}/wt", "/_pixel/optout", "/_pixel/optin", "/"):
+        assert request(APP, path, query=query).status < 500
+
+
+@FAST
+@given(st.binary(max_size=2000))
+def test_any_batch_body_never_500(body: bytes) -> None:
+    r = request(
+        APP,
+        f"/_pixel/{TRACK_ID}/batch",
+        method="POST",
+        headers=[(b"content-type", b"text/plain")],
+        body=body,
+    )
+    assert r.status < 500
+
+
+@FAST
+@given(st.binary(max_size=500))
+def test_anonymous_visitor_never_gets_an_identifier(junk: bytes) -> None:
+    cookie = b"miCookieOptOut=1; wtstp_eid=" + EID + b"; " + junk.replace(b"miCookieOptOut", b"")
+    r = request(APP, "/", headers=[(b"cookie", cookie)])
+    assert EID not in r.body
+    for line in r.header_values("set-cookie"):
+        assert "Max-Age=0" in line  # only expiries
+
+
+@FAST
+@given(st.binary(max_size=3000))
+def test_broken_html_is_injected_once_or_left_alone(page: bytes) -> None:
+    out = inject.insert_before_body_close(page, b"<SNIP>")
+    if out is None:
+        assert b"</body" not in page.lower()
+    else:
+        assert out.replace(b"<SNIP>", b"", 1) == page
+        assert out.lower().rfind(b"</body") == out.find(b"<SNIP>") + len(b"<SNIP>")
