@@ -80,6 +80,11 @@ class PixelSettings:
             raise ValueError(f"track_domain must be a bare host name, got {self.track_domain!r}")
         if self.send_to_track_domain and self.track_domain is None:
             raise ValueError("send_to_track_domain needs track_domain to be set")
+        if self.send_to_track_domain and self.identifier_cookies_httponly:
+            raise ValueError(
+                "send_to_track_domain needs identifier_cookies_httponly=False: requests then go "
+                "straight to Mapp, so the browser script must read the everID to send it"
+            )
         for name in self.suppress_parameter:
             if not PARAMETER_NAME_RE.match(name):
                 raise ValueError(

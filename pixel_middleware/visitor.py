@@ -143,6 +143,8 @@ class Visitor:
                 "anonymousOptIn": s.anonymous_opt_in,
                 "suppressParameter": list(s.suppress_parameter),
             },
+            # Only for requests sent straight to Mapp: no first-party endpoint adds eid then.
+            "everIdCookie": s.ever_id_cookie_name if s.send_to_track_domain else None,
             "anonymousCookieMinutes": s.anonymous_cookie_minutes,
             "honorGlobalPrivacyControl": s.honor_global_privacy_control,
             "cookieDomain": s.cookie_domain,

@@ -75,12 +75,15 @@
 
   function request(extra) {
     var s = w.screen;
+    var anonymous = anonymousNow();
     var p = ["600", encodeURIComponent(config.page.name), "1", s.width + "x" + s.height,
       String(s.colorDepth), w.navigator.cookieEnabled ? "1" : "0", String(Date.now()),
       referrerField(), w.innerWidth + "x" + w.innerHeight, "0"].join(",");
     var params = enforce(config.page.params.concat(extra || []).concat([
       ["pu", w.location.href.split("#")[0]], ["la", w.navigator.language || ""]
-    ]), config.userIdentification, anonymousNow());
+    ]), config.userIdentification, anonymous);
+    var eid = !anonymous && config.everIdCookie ? readCookie(config.everIdCookie) : null;
+    if (eid && /^\d{19}$/.test(eid)) params.unshift(["eid", eid]);
     var query = "p=" + p;
     for (var i = 0; i < params.length; i++) {
       query += "&" + params[i][0] + "=" + encodeURIComponent(params[i][1]);

@@ -79,3 +79,20 @@ def test_gzip_round_trip_and_bomb_limit() -> None:
     assert inject.gunzip(packed, limit=20_000) == data
     assert inject.gunzip(packed, limit=1_000) is None
     assert inject.gunzip(b"not gzip", limit=1_000) is None
+
+
+def test_config_points_at_first_party_endpoint_even_with_track_domain() -> None:
+    config = visitor(track_domain="q3.webtrekk.net").config()
+    assert config["endpoint"] == "/_pixel/123451234512345/wt"
+    assert config["everIdCookie"] is None
+
+
+def test_direct_mode_points_at_mapp_and_names_the_everid_cookie() -> None:
+    v = visitor(
+        track_domain="q3.webtrekk.net", send_to_track_domain=True, identifier_cookies_httponly=False
+    )
+    config = v.config()
+    assert config["endpoint"] == "https://q3.webtrekk.net/123451234512345/wt"
+    assert config["everIdCookie"] == "wtstp_eid"
+    assert v.pixel_url().startswith("https://q3.webtrekk.net/123451234512345/wt?p=600,")
+    assert v.ever_id is not None and v.ever_id not in inject.render_snippet(v)

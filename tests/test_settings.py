@@ -177,3 +177,14 @@ def test_from_django_rejects_unknown_names() -> None:
 
 def test_secret_key_is_not_in_repr() -> None:
     assert SECRET not in repr(settings())
+
+
+def test_direct_sending_needs_a_readable_everid_cookie() -> None:
+    with pytest.raises(ValueError, match="track_domain"):
+        settings(send_to_track_domain=True, identifier_cookies_httponly=False)
+    with pytest.raises(ValueError, match="identifier_cookies_httponly=False"):
+        settings(send_to_track_domain=True, track_domain="q3.webtrekk.net")
+    s = settings(
+        send_to_track_domain=True, track_domain="q3.webtrekk.net", identifier_cookies_httponly=False
+    )
+    assert s.send_to_track_domain
