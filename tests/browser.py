@@ -1,0 +1,114 @@
+"""Debian's Chromium driven by Playwright, and the demo site served by uvicorn for it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from playwright.sync_api import Browser, BrowserContext, Page, Request
+
+from example_site.app import TRACK_ID, create_app, demo_settings
+
+from .servers import serve
+
+CHROMIUM = os.environ.get("PIXEL_CHROMIUM", "/usr/bin/chromium")
+# Without these Chromium keeps calling home, which this machine's closed network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def launch(playwright: Any) -> Browser:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium (dev.py test does)")
+    browser: Browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    return browser
+
+
+@dataclass
+class Site:
+    url: str
+    hits_file: Path
+
+    def hits(self) -> list[dict[str, Any]]:
+        if not self.hits_file.exists():
+            return []
+        return [json.loads(line) for line in self.hits_file.read_text().splitlines()]
+
+
+@contextmanager
+def demo_site(tmp: Path, mode: str) -> Iterator[Site]:
+    hits = tmp / f"hits-{mode}.jsonl"
+    with serve(create_app(demo_settings(mode), hits_file=hits)) as url:
+        yield Site(url, hits)
+
+
+@dataclass
+class Tab:
+    """A page plus every pixel request the browser sent from it."""
+
+    context: BrowserContext
+    page: Page
+    base: str
+    sent: list[Request] = field(default_factory=list)
+
+    def pixel_requests(self) -> list[list[tuple[str, str]]]:
+        out = []
+        for request in self.sent:
+            out.append(parse_qsl(urlsplit(request.url).query, keep_blank_values=True))
+        return out
+
+    def last_pixel(self) -> dict[str, str]:
+        return dict(self.pixel_requests()[-1])
+
+    def cookies(self) -> dict[str, dict[str, Any]]:
+        return {c["name"]: dict(c) for c in self.context.cookies(self.base)}
+
+    def visit(self, path: str) -> dict[str, str]:
+        """Load ``path`` and wait for its page request; returns that request's parameters."""
+        with self.page.expect_request(_is_pixel) as info:
+            self.page.goto(self.base + path)
+        info.value.response()
+        return dict(parse_qsl(urlsplit(info.value.url).query, keep_blank_values=True))
+
+    def click(self, selector: str) -> dict[str, str]:
+        """Click a link that ends on a tracked page; returns that page's request parameters."""
+        with self.page.expect_request(_is_pixel) as info:
+            self.page.click(selector)
+        info.value.response()
+        return dict(parse_qsl(urlsplit(info.value.url).query, keep_blank_values=True))
+
+    def run(self, script: str) -> dict[str, str]:
+        """Evaluate ``script``, which sends one pixel request; returns its parameters."""
+        with self.page.expect_request(_is_pixel) as info:
+            self.page.evaluate(script)
+        info.value.response()
+        return dict(parse_qsl(urlsplit(info.value.url).query, keep_blank_values=True))
+
+
+def _is_pixel(request: Request) -> bool:
+    return f"/_pixel/{TRACK_ID}/wt?" in request.url
+
+
+def open_tab(browser: Browser, base: str, **context_options: Any) -> Tab:
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    tab = Tab(context, page, base)
+    page.on("request", lambda r: tab.sent.append(r) if _is_pixel(r) else None)
+    return tab
+
+
+Visit = Callable[[str], dict[str, str]]

@@ -1,0 +1,306 @@
+"""The seed checklist (DESIGN §3) and more, in Debian's Chromium: cookies read from the browser,
+pixel requests read from the browser's own network events, hits read back from the server."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import re
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from .browser import ARTIFACTS, Site, Tab, demo_site, launch, open_tab
+
+pytestmark = pytest.mark.browser
+
+SUPPRESSED = ("cd", "uc5", "uc7")
+IDS = ("wtstp_eid", "wtstp_sid")
+DEFAULT_MINUTES = 2_592_000
+CHROME_CAP_DAYS = 400  # Chromium stores no cookie for longer than 400 days
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def opt_out_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with demo_site(tmp_path_factory.mktemp("opt-out"), "opt-out") as site:
+        yield site
+
+
+@pytest.fixture(scope="module")
+def opt_in_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with demo_site(tmp_path_factory.mktemp("opt-in"), "opt-in") as site:
+        yield site
+
+
+@pytest.fixture
+def tab(browser: Browser, opt_out_site: Site) -> Iterator[Tab]:
+    t = open_tab(browser, opt_out_site.url)
+    yield t
+    t.context.close()
+
+
+def assert_anonymous_request(params: dict[str, str]) -> None:
+    assert params["nc"] == "1"
+    assert "eid" not in params and "one" not in params
+    for name in SUPPRESSED:
+        assert name not in params
+
+
+def assert_expires_in(cookie: dict[str, Any], minutes: float) -> None:
+    expected = time.time() + minutes * 60
+    assert abs(cookie["expires"] - expected) < 60, (cookie["expires"], expected)
+
+
+def login(tab: Tab) -> None:
+    tab.page.goto(tab.base + "/login")
+    with tab.page.expect_navigation():
+        tab.page.click("button[type=submit]")
+
+
+def test_opt_out_mode_story(tab: Tab, opt_out_site: Site) -> None:
+    # 1. First visit: identified, with an everID, customer data sent, no nc.
+    first = tab.visit("/")
+    assert "nc" not in first and "eid" not in first  # the server adds eid from the HttpOnly cookie
+    cookies = tab.cookies()
+    eid = cookies["wtstp_eid"]
+    assert re.fullmatch(r"\d{19}", eid["value"]) and eid["httpOnly"] and eid["sameSite"] == "Lax"
+    assert "miCookieOptOut" not in cookies
+    login(tab)
+    product = tab.visit("/product/teapot")
+    assert product["cd"] == "C-1001" and product["uc5"] == "f" and product["uc7"] == "1815"
+    assert "nc" not in product
+    stored = opt_out_site.hits()[-1]
+    assert stored["ever_id"] == eid["value"] and f"eid={eid['value']}" in stored["query"]
+    assert "cd=C-1001" in stored["query"]
+
+    # 2. The opt-out link (default lifetime): cookie "1", identifiers gone, nc=1 from now on.
+    tab.page.goto(tab.base + "/privacy")
+    after = tab.click("text=Track me anonymously >> nth=0")
+    cookies = tab.cookies()
+    choice = cookies["miCookieOptOut"]
+    assert choice["value"] == "1" and not choice["httpOnly"] and choice["sameSite"] == "Lax"
+    assert_expires_in(choice, min(DEFAULT_MINUTES, CHROME_CAP_DAYS * 1440))
+    assert not set(IDS) & set(cookies)
+    assert_anonymous_request(after)
+    for path in ("/product/teapot", "/sent", "/product/kettle"):
+        assert_anonymous_request(tab.visit(path))
+    event = tab.click("#buy")  # the shop's own script sends an event request
+    assert_anonymous_request(event)
+    assert event["ct"] == "add-to-basket" and event["ck1"] == "kettle"
+    anonymous_hits = [h for h in opt_out_site.hits() if h["anonymous"]]
+    assert anonymous_hits and all(h["ever_id"] is None and h["ip"] is None for h in anonymous_hits)
+    assert not any(re.search(r"(^|&)(eid|cd|uc5|uc7)=", h["query"]) for h in anonymous_hits)
+
+    # 3. The opt-in link: identified again, with a new everID and a new session.
+    tab.page.goto(tab.base + "/privacy")
+    back = tab.click("text=Allow identified tracking")
+    cookies = tab.cookies()
+    assert "miCookieOptOut" not in cookies
+    assert cookies["wtstp_eid"]["value"] != eid["value"]
+    assert "nc" not in back and back["cd"] == "C-1001"
+
+
+def test_opt_out_link_with_duration(tab: Tab) -> None:
+    tab.visit("/privacy")
+    tab.click("text=Track me anonymously for 1 day")
+    assert_expires_in(tab.cookies()["miCookieOptOut"], 1_440)
+
+
+def test_opt_in_mode_story(browser: Browser, opt_in_site: Site) -> None:
+    tab = open_tab(browser, opt_in_site.url)
+    try:
+        assert_anonymous_request(tab.visit("/"))
+        login(tab)
+        assert_anonymous_request(tab.visit("/product/teapot"))
+        assert not set(IDS) & set(tab.cookies())
+
+        tab.page.goto(tab.base + "/privacy")
+        agreed = tab.click("text=Allow identified tracking")
+        cookies = tab.cookies()
+        assert cookies["miCookieOptOut"]["value"] == "1"
+        assert re.fullmatch(r"\d{19}", cookies["wtstp_eid"]["value"])
+        assert "nc" not in agreed and agreed["cd"] == "C-1001"
+
+        withdrawn = tab.click("text=Track me anonymously >> nth=0")
+        cookies = tab.cookies()
+        assert "miCookieOptOut" not in cookies and not set(IDS) & set(cookies)
+        assert_anonymous_request(withdrawn)
+        assert all(h["ever_id"] is None for h in opt_in_site.hits() if h["anonymous"])
+    finally:
+        tab.context.close()
+
+
+def test_javascript_api_in_opt_out_mode(tab: Tab) -> None:
+    tab.visit("/product/teapot")
+    assert "wtstp_eid" in tab.cookies()
+    assert tab.page.evaluate("pixelMiddleware.optout.getAnonymousCookie()") is False
+    tab.page.evaluate("pixelMiddleware.optout.setAnonymousCookie(90)")
+    assert tab.page.evaluate("pixelMiddleware.optout.getAnonymousCookie()") is True
+    choice = tab.cookies()["miCookieOptOut"]
+    assert choice["value"] == "1" and choice["path"] == "/" and choice["sameSite"] == "Lax"
+    assert_expires_in(choice, 90)
+    # The very next request follows the new state, and its answer drops the identifiers.
+    event = tab.run("pixelMiddleware.track('add-to-basket', {ck1: 'teapot'})")
+    assert_anonymous_request(event)
+    assert event["ct"] == "add-to-basket" and event["ck1"] == "teapot"
+    assert not set(IDS) & set(tab.cookies())
+
+    tab.page.evaluate("pixelMiddleware.optout.deleteAnonymousCookie()")
+    assert "miCookieOptOut" not in tab.cookies()
+    again = tab.run("pixelMiddleware.track('add-to-basket', {ck1: 'kettle'})")
+    assert "nc" not in again
+    assert "wtstp_eid" in tab.cookies()  # a new everID, made by the hit's answer
+
+
+def test_javascript_api_in_opt_in_mode_with_default_lifetime(
+    browser: Browser, opt_in_site: Site
+) -> None:
+    tab = open_tab(browser, opt_in_site.url)
+    try:
+        assert_anonymous_request(tab.visit("/"))
+        tab.page.evaluate("pixelMiddleware.optout.setAnonymousCookie()")
+        assert_expires_in(tab.cookies()["miCookieOptOut"], CHROME_CAP_DAYS * 1440)
+        agreed = tab.run("pixelMiddleware.track('agree')")
+        assert "nc" not in agreed
+        assert "wtstp_eid" in tab.cookies()
+        tab.page.evaluate("pixelMiddleware.optout.deleteAnonymousCookie()")
+        assert_anonymous_request(tab.run("pixelMiddleware.track('withdraw')"))
+        assert not set(IDS) & set(tab.cookies())
+    finally:
+        tab.context.close()
+
+
+def test_global_privacy_control(browser: Browser, opt_out_site: Site) -> None:
+    tab = open_tab(browser, opt_out_site.url, extra_http_headers={"Sec-GPC": "1"})
+    try:
+        login(tab)
+        assert_anonymous_request(tab.visit("/product/teapot"))
+        assert not set(IDS) & set(tab.cookies())
+        assert "anonymously" in tab.page.inner_text("#state")
+    finally:
+        tab.context.close()
+
+
+def test_strict_csp_page_still_tracks(tab: Tab) -> None:
+    violations: list[str] = []
+    tab.page.on(
+        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+    )
+    response = tab.page.goto(tab.base + "/")
+    assert response is not None
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    tab.page.wait_for_function("window.pixelMiddleware && window.pixelMiddleware.lastRequest")
+    assert tab.pixel_requests()
+    assert violations == []
+
+
+def test_shared_vectors_in_the_browser(tab: Tab) -> None:
+    tab.visit("/")
+    cases = json.loads((Path(__file__).parent / "vectors.json").read_text())["cases"]
+    results = tab.page.evaluate(
+        """cases => cases.map(c => {
+            const rules = window.pixelMiddleware.rules;
+            const anonymous = rules.isAnonymous(c.settings, c.cookie, c.gpc, true);
+            return {anonymous, params: rules.enforce(c.params, c.settings, anonymous)};
+        })""",
+        cases,
+    )
+    for case, result in zip(cases, results, strict=True):
+        assert result == case["expected"], case["name"]
+
+
+def test_script_is_small() -> None:
+    script = (Path(__file__).parents[1] / "static" / "pixel.js").read_bytes()
+    assert len(gzip.compress(script, 9)) <= 4096
+
+
+def test_screenshots_of_privacy_page(tab: Tab) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.visit("/privacy")
+    tab.page.screenshot(path=str(ARTIFACTS / "privacy-identified.png"), full_page=True)
+    tab.click("text=Track me anonymously >> nth=0")
+    tab.page.screenshot(path=str(ARTIFACTS / "privacy-anonymous.png"), full_page=True)
+    assert (ARTIFACTS / "privacy-identified.png").stat().st_size > 1000
+    assert "anonymously" in tab.page.inner_text("#state")
+
+
+@pytest.fixture(scope="module")
+def edge_site() -> Iterator[tuple[str, dict[str, asyncio.Event]]]:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+    from starlette.routing import Route
+
+    from pixel_middleware import PixelMiddleware
+
+    from .helpers import settings
+    from .servers import serve
+
+    events: dict[str, asyncio.Event] = {}
+
+    async def no_body_close(request: Request) -> Response:
+        return HTMLResponse("<!doctype html><html><body><h1 id='title'>Unclosed</h1><p>text")
+
+    async def stream(request: Request) -> Response:
+        release = events["release"] = asyncio.Event()
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"<!doctype html><html><body><p id='first'>first</p>" + b" " * 2048
+            await release.wait()
+            yield b"<p id='second'>second</p></body></html>"
+
+        return StreamingResponse(body(), media_type="text/html")
+
+    async def release(request: Request) -> Response:
+        events["release"].set()
+        return PlainTextResponse("released")
+
+    app = Starlette(
+        routes=[
+            Route("/nobody", no_body_close),
+            Route("/stream", stream),
+            Route("/release", release),
+        ]
+    )
+    with serve(PixelMiddleware(app, settings=settings())) as url:
+        yield url, events
+
+
+def test_page_without_body_close_still_renders(
+    browser: Browser, edge_site: tuple[str, object]
+) -> None:
+    tab = open_tab(browser, edge_site[0])
+    try:
+        tab.page.goto(tab.base + "/nobody")
+        assert tab.page.inner_text("#title") == "Unclosed"
+        assert tab.page.query_selector("#pixel-middleware-config") is None
+    finally:
+        tab.context.close()
+
+
+def test_streamed_page_is_not_held_back(browser: Browser, edge_site: tuple[str, object]) -> None:
+    tab = open_tab(browser, edge_site[0])
+    try:
+        tab.page.goto(tab.base + "/stream", wait_until="commit")
+        # The rest of the page waits for /release: a buffering middleware would show nothing.
+        tab.page.wait_for_selector("#first", timeout=10_000)
+        assert tab.page.query_selector("#second") is None
+        with urllib.request.urlopen(tab.base + "/release", timeout=10) as r:  # noqa: S310
+            assert r.read() == b"released"
+        tab.page.wait_for_selector("#second", timeout=10_000)
+    finally:
+        tab.context.close()
