@@ -72,3 +72,14 @@ def test_broken_html_is_injected_once_or_left_alone(page: bytes) -> None:
     else:
         assert out.replace(b"<SNIP>", b"", 1) == page
         assert out.lower().rfind(b"</body") == out.find(b"<SNIP>") + len(b"<SNIP>")
+
+
+@FAST
+@given(
+    st.sampled_from([b"host", b"referer", b"origin", b"sec-fetch-site", b"sec-gpc", b"user-agent"]),
+    st.binary(max_size=200),
+    st.sampled_from(["/", "/_pixel/optout", "/_pixel/status", f"/_pixel/{TRACK_ID}/wt"]),
+)
+def test_any_header_bytes_never_500(name: bytes, value: bytes, path: str) -> None:
+    r = request(APP, path, headers=[(name, value)], query=b"p=600,x")
+    assert r.status < 500

@@ -75,8 +75,12 @@ def test_opt_out_mode_story(tab: Tab, opt_out_site: Site) -> None:
     # 1. First visit: identified, with an everID, customer data sent, no nc.
     first = tab.visit("/")
     assert "nc" not in first and "eid" not in first  # the server adds eid from the HttpOnly cookie
+    assert len(tab.sent) == 1  # one page request per page view
+    assert re.fullmatch(r"600,home,1,\d+x\d+,\d+,1,\d{13},0,\d+x\d+,0", first["p"]), first["p"]
+    assert first["pu"] == tab.base + "/" and first["la"]
     cookies = tab.cookies()
     eid = cookies["wtstp_eid"]
+    sid = cookies["wtstp_sid"]
     assert re.fullmatch(r"\d{19}", eid["value"]) and eid["httpOnly"] and eid["sameSite"] == "Lax"
     assert "miCookieOptOut" not in cookies
     login(tab)
@@ -111,7 +115,10 @@ def test_opt_out_mode_story(tab: Tab, opt_out_site: Site) -> None:
     cookies = tab.cookies()
     assert "miCookieOptOut" not in cookies
     assert cookies["wtstp_eid"]["value"] != eid["value"]
+    assert cookies["wtstp_sid"]["value"] != sid["value"]
     assert "nc" not in back and back["cd"] == "C-1001"
+    # Referrer field of p: 1 for a page of the same site.
+    assert back["p"].split(",")[7] == "1"
 
 
 def test_opt_out_link_with_duration(tab: Tab) -> None:
@@ -221,6 +228,22 @@ def test_shared_vectors_in_the_browser(tab: Tab) -> None:
     )
     for case, result in zip(cases, results, strict=True):
         assert result == case["expected"], case["name"]
+
+
+def test_image_request_when_there_is_no_beacon(browser: Browser, opt_out_site: Site) -> None:
+    tab = open_tab(browser, opt_out_site.url)
+    try:
+        tab.context.add_init_script("delete Navigator.prototype.sendBeacon")
+        params = tab.visit("/product/teapot")
+        assert tab.sent[-1].resource_type == "image" and tab.sent[-1].method == "GET"
+        assert params["p"].startswith("600,product/teapot,1,")
+    finally:
+        tab.context.close()
+
+
+def test_beacon_is_used_where_available(tab: Tab) -> None:
+    tab.visit("/")
+    assert tab.sent[-1].method == "POST"  # navigator.sendBeacon
 
 
 def test_script_is_small() -> None:
