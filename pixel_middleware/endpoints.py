@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -19,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from . import wire
 from .decision import Action, decide
+from .hits import make_hit
 from .identity import (
     IdentityState,
     anonymous_cookie_line,
@@ -275,20 +275,8 @@ class Endpoints:
         anonymous: bool,
         identity: IdentityState,
     ) -> Hit:
-        query = wire.encode(
-            wire.enforce(params, self.settings, anonymous=anonymous, ever_id=identity.ever_id)
-        )
-        if anonymous:
-            return Hit(received_at=time.time(), track_id=track_id, anonymous=True, query=query)
-        return Hit(
-            received_at=time.time(),
-            track_id=track_id,
-            anonymous=False,
-            query=query,
-            ever_id=identity.ever_id,
-            session_id=identity.session_id,
-            ip=request.client_ip,
-            user_agent=request.header("user-agent"),
+        return make_hit(
+            self.settings, request, track_id, params, anonymous=anonymous, identity=identity
         )
 
     async def _store(self, hits: list[Hit]) -> bool:

@@ -62,7 +62,8 @@ def render_snippet(visitor: Visitor, *, nonce: str | None = None) -> str:
         config_json=config_json(visitor.config()),
         script_url=f"{visitor.settings.prefix}/pixel.js",
         nonce=nonce,
-        pixel_url=visitor.pixel_url(),
+        # A page counted on the server gets no <noscript> pixel: it would count it twice.
+        pixel_url=None if visitor.settings.server_side_page_views else visitor.pixel_url(),
     )
 
 

@@ -14,11 +14,12 @@ from starlette.types import Message, Receive, Scope, Send
 
 from . import headers as h
 from .endpoints import Endpoints
+from .hits import make_hit
 from .identity import identity_cookie_lines
 from .inject import csp_nonce, gunzip, gzip_bytes, insert_before_body_close, render_snippet
 from .request_info import RequestInfo, make_visitor, read_request, secure_cookies
 from .settings import PixelSettings
-from .sinks import LoggingSink, Sink
+from .sinks import Sink, build_sink
 from .visitor import Visitor
 
 logger = logging.getLogger("pixel_middleware")
@@ -43,9 +44,11 @@ class PixelMiddleware:
     """Smart-Pixel-style analytics with the anonymous switch, for any ASGI app.
 
     ``settings`` defaults to Django's ``PIXEL_MIDDLEWARE`` or the ``PIXEL_*`` environment
-    variables; ``sink`` (where hits go) defaults to logging them. Requests under
-    ``settings.prefix`` are answered here; every other request reaches ``app`` with
-    ``scope["state"]["pixel"]`` set to a :class:`~pixel_middleware.visitor.Visitor`.
+    variables; ``sink`` (where hits go) defaults to what the settings ask for
+    (:func:`~pixel_middleware.sinks.build_sink`: the SQLite store unless configured
+    otherwise). Requests under ``settings.prefix`` are answered here; every other request
+    reaches ``app`` with ``scope["state"]["pixel"]`` set to a
+    :class:`~pixel_middleware.visitor.Visitor`.
     """
 
     def __init__(
@@ -53,7 +56,7 @@ class PixelMiddleware:
     ) -> None:
         self.app = app
         self.settings = settings if settings is not None else default_settings()
-        self.sink: Sink = sink if sink is not None else LoggingSink()
+        self.sink: Sink = sink if sink is not None else build_sink(self.settings)
         self.endpoints = Endpoints(self.settings, self.sink)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -71,7 +74,7 @@ class PixelMiddleware:
         request = read_request(scope, self.settings)
         visitor = make_visitor(self.settings, request)
         scope.setdefault("state", {})["pixel"] = visitor
-        response = _Response(self.settings, request, visitor, send)
+        response = _Response(self.settings, request, visitor, send, self.sink)
         await self.app(scope, receive, response.send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,9 +118,15 @@ class _Response:
     """One response on its way out: passes through, or is held, injected and released."""
 
     def __init__(
-        self, settings: PixelSettings, request: RequestInfo, visitor: Visitor, send: Send
+        self,
+        settings: PixelSettings,
+        request: RequestInfo,
+        visitor: Visitor,
+        send: Send,
+        sink: Sink,
     ) -> None:
         self.settings = settings
+        self.sink = sink
         self.request = request
         self.visitor = visitor
         self._send = send
@@ -140,6 +149,23 @@ class _Response:
                 await self._release()
             await self._send(message)
 
+    async def _record_page_view(self) -> None:
+        """Count this page on the server (no browser script needed), as the visitor allows."""
+        visitor = self.visitor
+        hit = make_hit(
+            self.settings,
+            self.request,
+            self.settings.track_id,
+            visitor.page_params(with_identity=True),
+            anonymous=visitor.anonymous,
+            identity=visitor.identity,
+        )
+        try:
+            await self.sink.write([hit])
+        except Exception:
+            # The page itself must not fail because its page view could not be stored.
+            logger.exception("pixel sink failed to write a server-side page view")
+
     def _start_headers(self, message: Message) -> h.Headers:
         headers = list(message.get("headers", ()))
         lines = identity_cookie_lines(
@@ -155,9 +181,15 @@ class _Response:
     async def _on_start(self, message: Message) -> None:
         headers = self._start_headers(message)
         message = {**message, "headers": headers}
-        if self.settings.inject and h.injectable(
-            message.get("status", 200), self.request.method, headers
+        status = message.get("status", 200)
+        if (
+            self.settings.server_side_page_views
+            and status == 200
+            and self.request.method == "GET"
+            and h.is_html(headers)
         ):
+            await self._record_page_view()
+        if self.settings.inject and h.injectable(status, self.request.method, headers):
             self.start = message
             return
         self.passthrough = True

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import wire
+from .addresses import client_ip
 from .decision import Decision, decide
 from .identity import CookieJar, parse_cookie_header
 from .settings import PixelSettings
@@ -57,6 +58,7 @@ def read_request(scope: MutableMapping[str, Any], settings: PixelSettings) -> Re
     cookie_values = header_values(headers, b"cookie")
     raw_cookie = b"; ".join(cookie_values) if cookie_values else None
     client = scope.get("client")
+    peer = str(client[0]) if client else None
     return RequestInfo(
         method=str(scope.get("method", "GET")).upper(),
         path=str(scope.get("path", "/")),
@@ -65,7 +67,9 @@ def read_request(scope: MutableMapping[str, Any], settings: PixelSettings) -> Re
         headers=headers,
         jar=parse_cookie_header(raw_cookie, max_bytes=settings.max_cookie_header_bytes),
         gpc=(first_header(headers, b"sec-gpc") or "").strip() == "1",
-        client_ip=str(client[0]) if client else None,
+        client_ip=client_ip(
+            peer, first_header(headers, b"x-forwarded-for"), settings.trusted_proxies
+        ),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -22,6 +23,7 @@ TRACK_DOMAIN_RE = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?$")
 PREFIX_RE = re.compile(r"^(?:/[A-Za-z0-9._~-]+)+$")
 
 DEFAULT_ANONYMOUS_COOKIE_MINUTES = 2_592_000  # the Smart Pixel's default: 1,800 days
+STORE_SCHEMES = ("sqlite:", "postgresql://", "postgres://")
 
 
 def _suggest(name: str, valid: Iterable[str]) -> str:
@@ -66,10 +68,23 @@ class PixelSettings:
     max_inject_bytes: int = 8 * 1_048_576
     max_cookie_header_bytes: int = 16_384
 
+    # Where hits go (see pixel_middleware.sinks.build_sink).
+    store: str | None = "sqlite:pixel_hits.sqlite3"
+    relay: bool = False
+    relay_url: str | None = None
+    log_hits: bool = False
+    spool_dir: str = "pixel_spool"
+    anonymous_ip_truncation: int = 0
+    trusted_proxies: tuple[str, ...] = ()
+    server_side_page_views: bool = False
+    report_token: str | None = field(default=None, repr=False)
+
     def __post_init__(self) -> None:
-        if isinstance(self.suppress_parameter, list):
-            object.__setattr__(self, "suppress_parameter", tuple(self.suppress_parameter))
+        for name in ("suppress_parameter", "trusted_proxies"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         _check_type(self)
+        self._check_delivery()
         if not TRACK_ID_RE.match(self.track_id):
             raise ValueError(
                 f"track_id must be 15 digits or a comma list of them, got {self.track_id!r}"
@@ -120,6 +135,31 @@ class PixelSettings:
         ):
             raise ValueError(f"cookie_domain is not a host name: {self.cookie_domain!r}")
 
+    def _check_delivery(self) -> None:
+        if self.store is not None and not self.store.startswith(STORE_SCHEMES):
+            raise ValueError(
+                f"store must start with one of {', '.join(STORE_SCHEMES)} (or be None), "
+                f"got {self.store!r}"
+            )
+        if self.relay and self.track_domain is None and self.relay_url is None:
+            raise ValueError("relay needs track_domain (or relay_url) to know where to send")
+        if self.relay_url is not None and not self.relay_url.startswith(("https://", "http://")):
+            raise ValueError(f"relay_url must be an http(s) URL, got {self.relay_url!r}")
+        if not 0 <= self.anonymous_ip_truncation <= 3:
+            raise ValueError(
+                "anonymous_ip_truncation must be 0 (no IP) or 1-3 (bytes zeroed), "
+                f"got {self.anonymous_ip_truncation}"
+            )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies entry is not an IP or network: {proxy!r}"
+                ) from None
+        if self.report_token is not None and len(self.report_token) < 8:
+            raise ValueError("report_token must be at least 8 characters")
+
     @property
     def track_ids(self) -> tuple[str, ...]:
         return tuple(self.track_id.split(","))
@@ -145,10 +185,9 @@ class PixelSettings:
             if key not in valid:
                 raise _unknown("setting", key, valid)
         kwargs = dict(values)
-        if "suppress_parameter" in kwargs:
-            kwargs["suppress_parameter"] = _as_names(
-                "suppress_parameter", kwargs["suppress_parameter"]
-            )
+        for name in ("suppress_parameter", "trusted_proxies"):
+            if name in kwargs:
+                kwargs[name] = _as_names(name, kwargs[name])
         return cls(**kwargs)
 
     @classmethod
@@ -300,9 +339,9 @@ def _from_text(name: str, type_name: str, raw: str) -> Any:
             return int(text)
         except ValueError:
             raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if name == "suppress_parameter":
+    if type_name.startswith("tuple"):
         return _as_names(name, text)
-    if "None" in type_name and text == "":
+    if "None" in type_name and text.lower() in ("", "none"):
         return None
     return text
 

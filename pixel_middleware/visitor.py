@@ -110,13 +110,8 @@ class Visitor:
             return f"https://{s.track_domain}/{s.track_id}/wt"
         return f"{s.prefix}/{s.track_id}/wt"
 
-    def pixel_url(self, *, with_identity: bool = False) -> str:
-        """The page request for this page, as the visitor's state allows it.
-
-        Without ``with_identity`` it holds no everID (the first-party endpoint adds it from the
-        cookie), so it is safe to put into HTML. ``with_identity=True`` adds ``eid`` for an
-        identified visitor, for server-to-server sending only.
-        """
+    def page_params(self, *, with_identity: bool = False) -> wire.Params:
+        """This page's request as raw wire pairs, the visitor's rules applied."""
         params = wire.page_request(
             page_name=self._page_name,
             data=self.data(),
@@ -125,9 +120,16 @@ class Visitor:
             page_url=self._page_url,
         )
         ever_id = self.ever_id if with_identity else None
-        query = wire.encode(
-            wire.enforce(params, self.settings, anonymous=self.anonymous, ever_id=ever_id)
-        )
+        return wire.enforce(params, self.settings, anonymous=self.anonymous, ever_id=ever_id)
+
+    def pixel_url(self, *, with_identity: bool = False) -> str:
+        """The page request for this page, as the visitor's state allows it.
+
+        Without ``with_identity`` it holds no everID (the first-party endpoint adds it from the
+        cookie), so it is safe to put into HTML. ``with_identity=True`` adds ``eid`` for an
+        identified visitor, for server-to-server sending only.
+        """
+        query = wire.encode(self.page_params(with_identity=with_identity))
         return f"{self.hit_endpoint()}?{query}"
 
     def config(self) -> dict[str, Any]:
@@ -150,6 +152,8 @@ class Visitor:
             "cookieDomain": s.cookie_domain,
             "anonymous": self.anonymous,
             "gpc": self._gpc,
+            # With server-side page views the server counted this page already.
+            "pageRequest": not s.server_side_page_views,
             "page": {"name": self._page_name, "params": [list(p) for p in self.data()]},
         }
 

@@ -131,5 +131,5 @@
   }
 
   w.pixelMiddleware = api;
-  if (config) request();
+  if (config && config.pageRequest) request();
 })(window, document);

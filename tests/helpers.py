@@ -15,7 +15,8 @@ SECRET = "test-secret-key"
 
 
 def settings(**overrides: Any) -> PixelSettings:
-    values: dict[str, Any] = {"track_id": TRACK_ID, "secret_key": SECRET}
+    # No store unless a test asks for one: hits then go to the log, not into the working folder.
+    values: dict[str, Any] = {"track_id": TRACK_ID, "secret_key": SECRET, "store": None}
     values.update(overrides)
     return PixelSettings(**values)
 

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote
+
+# Columns of their own in the stores; everything else goes into the JSON of "params".
+_COLUMN_PARAMS = frozenset({"p", "eid", "cd", "nc"})
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def is_truncated_ip(value: str) -> bool:
+    """Whether ``value`` is an address with at least its last IPv4 octet / IPv6 64 bits zeroed."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    if address.version == 4:
+        return int(address) & 0xFF == 0
+    return int(address) & ((1 << 64) - 1) == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +34,9 @@ class Hit:
     """One pixel request after the visitor's rules were applied.
 
     The invariant a privacy officer relies on is checked here, at the last place before storage:
-    an anonymous hit can hold no everID, session id, IP address or user agent.
+    an anonymous hit holds no everID, session id or user agent, and at most a truncated IP.
+    ``hit_id`` names the request, not the visitor: stores use it to write each hit exactly once
+    when a batch is retried.
     """
 
     received_at: float
@@ -25,21 +47,43 @@ class Hit:
     session_id: str | None = None
     ip: str | None = None
     user_agent: str | None = None
+    hit_id: str = field(default_factory=_new_id)
 
     def __post_init__(self) -> None:
-        if self.anonymous and (self.ever_id or self.session_id or self.ip or self.user_agent):
-            raise ValueError("an anonymous hit must not carry an identifier, IP or user agent")
+        if self.anonymous and (self.ever_id or self.session_id or self.user_agent):
+            raise ValueError("an anonymous hit must not carry an identifier or user agent")
+        if self.anonymous and self.ip is not None and not is_truncated_ip(self.ip):
+            raise ValueError("an anonymous hit may carry only a truncated IP address")
 
     def params(self) -> list[tuple[str, str]]:
         """The parameters, percent-decoded, in wire order."""
         out = []
         for part in self.query.split("&"):
             name, _, value = part.partition("=")
-            out.append((name, unquote(value)))
+            out.append((name, unquote(value, errors="replace")))
         return out
+
+    def param(self, name: str) -> str | None:
+        return next((v for k, v in self.params() if k == name), None)
+
+    @property
+    def page_name(self) -> str:
+        """The second field of ``p``: the page name."""
+        raw = next((v for k, v in _raw_pairs(self.query) if k == "p"), "")
+        fields = raw.split(",")
+        return unquote(fields[1], errors="replace") if len(fields) > 1 else ""
+
+    @property
+    def customer_id(self) -> str | None:
+        return self.param("cd")
+
+    def other_params(self) -> list[tuple[str, str]]:
+        """The parameters without their own store column (``p``, ``eid``, ``cd``, ``nc``)."""
+        return [(k, v) for k, v in self.params() if k not in _COLUMN_PARAMS]
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "hit_id": self.hit_id,
             "received_at": self.received_at,
             "track_id": self.track_id,
             "anonymous": self.anonymous,
@@ -50,8 +94,16 @@ class Hit:
             "query": self.query,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Hit:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+
+
+def _raw_pairs(query: str) -> list[tuple[str, str]]:
+    return [(p.partition("=")[0], p.partition("=")[2]) for p in query.split("&")]
 
 
 @runtime_checkable

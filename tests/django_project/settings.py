@@ -32,4 +32,5 @@ PIXEL_MIDDLEWARE = {
     "track_id": "123451234512345",
     "enable_anonymous_function": True,
     "suppress_parameter": ["cd", "uc5"],
+    "store": None,
 }

@@ -1,0 +1,71 @@
+"""Turning settings into sinks, and writing to several at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from ..settings import PixelSettings
+from .base import Hit, Sink
+from .jsonlines import LoggingSink
+
+
+class MultiSink:
+    """Writes every hit to each sink; one failing sink does not keep hits from the others."""
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        if not sinks:
+            raise ValueError("MultiSink needs at least one sink")
+        self.sinks = tuple(sinks)
+
+    async def write(self, hits: Sequence[Hit]) -> None:
+        errors: list[BaseException] = []
+        for sink in self.sinks:
+            try:
+                await sink.write(hits)
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    async def close(self) -> None:
+        errors: list[BaseException] = []
+        for sink in self.sinks:
+            try:
+                await sink.close()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def store_sink(store: str, spool_dir: str) -> Sink:
+    """The sink for a ``store`` URL: ``sqlite:<path>`` or ``postgresql://…``."""
+    if store.startswith("sqlite:"):
+        from .sqlite import SQLiteSink
+
+        return SQLiteSink(sqlite_path(store))
+    from .postgres import PostgresSink
+
+    return PostgresSink(store, spool_dir=os.path.join(spool_dir, "postgresql"))
+
+
+def sqlite_path(store: str) -> str:
+    """``sqlite:hits.db`` → ``hits.db``; ``sqlite:///abs/hits.db`` → ``/abs/hits.db``."""
+    rest = store[len("sqlite:") :]
+    return "/" + rest[3:] if rest.startswith("///") else rest
+
+
+def build_sink(settings: PixelSettings) -> Sink:
+    """The sinks the settings ask for: the store, the relay to Mapp, a log; one or several."""
+    sinks: list[Sink] = []
+    if settings.store is not None:
+        sinks.append(store_sink(settings.store, settings.spool_dir))
+    if settings.relay:
+        from .relay import RelaySink
+
+        base = settings.relay_url or f"https://{settings.track_domain}"
+        sinks.append(RelaySink(base, spool_dir=os.path.join(settings.spool_dir, "relay")))
+    if settings.log_hits or not sinks:
+        sinks.append(LoggingSink())
+    return sinks[0] if len(sinks) == 1 else MultiSink(sinks)

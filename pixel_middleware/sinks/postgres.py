@@ -1,0 +1,89 @@
+"""The shared store for sites on several machines: PostgreSQL through psycopg 3 (async).
+
+Needs the ``postgres`` extra (``pip install pixel-middleware[postgres]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .base import Hit
+from .buffered import BufferedSink
+from .schema import COLUMNS, SCHEMA_VERSION, TABLE, migrations, row
+
+if TYPE_CHECKING:
+    import psycopg
+
+# Any constant works; it only has to be the same on every machine migrating the same database.
+_MIGRATION_LOCK = 0x70697865
+
+
+async def migrate(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Create or upgrade the schema; safe when several machines start at once."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        await conn.execute("CREATE TABLE IF NOT EXISTS pixel_schema_version (version INTEGER)")
+        cur = await conn.execute("SELECT max(version) FROM pixel_schema_version")
+        found = await cur.fetchone()
+        version = int(found[0]) if found and found[0] is not None else 0
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"hits database has schema version {version}; this pixel_middleware knows up to "
+                f"{SCHEMA_VERSION}: upgrade the package"
+            )
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in migrations("postgresql", step):
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO pixel_schema_version VALUES (%s)", (step,))
+
+
+class PostgresBackend:
+    """Inserts a batch in one transaction; ``ON CONFLICT`` makes a retried batch harmless."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.name = "postgresql"
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        # Table and column names are constants of this package, never input.
+        self._insert = (
+            f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "
+            f"VALUES ({', '.join('%s' for _ in COLUMNS)}) ON CONFLICT (hit_id) DO NOTHING"
+        )
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        import psycopg
+
+        conn = await psycopg.AsyncConnection.connect(self.dsn, connect_timeout=5)
+        await migrate(conn)
+        return conn
+
+    async def write_batch(self, hits: Sequence[Hit]) -> None:
+        if self._conn is None or self._conn.closed:
+            self._conn = await self._connect()
+        async with self._conn.transaction(), self._conn.cursor() as cur:
+            await cur.executemany(self._insert, [row(h) for h in hits])
+
+    async def reset(self) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+
+class PostgresSink(BufferedSink):
+    """Store hits in PostgreSQL at ``dsn``; reconnects after a server restart.
+
+    Unsent hits wait in ``spool_dir``. ``options`` are those of :class:`BufferedSink`.
+    """
+
+    def __init__(self, dsn: str, *, spool_dir: str, **options: Any) -> None:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise RuntimeError(
+                "the PostgreSQL store needs psycopg: pip install 'pixel-middleware[postgres]'"
+            ) from None
+        super().__init__(PostgresBackend(dsn), spool_dir=spool_dir, **options)
