@@ -210,7 +210,7 @@ class Endpoints:
             return _text(400, f"not a pixel request: {exc}")
         decision = decision_for(self.settings, request)
         identity = plan_identity(self.settings, request.jar, anonymous=decision.anonymous)
-        hit = self._hit(request, track_id, params, decision.anonymous, identity)
+        hit = self._hit(request, track_id, params, _anonymous(decision.anonymous, params), identity)
         if not await self._store([hit]):
             return _text(503, "could not store the hit; try again")
         response = Response(GIF, media_type="image/gif", headers=_NO_STORE)
@@ -254,15 +254,14 @@ class Endpoints:
         cookie_sid = request.jar.get(self.settings.session_cookie_name)
         hits = []
         for params in parsed:
+            anonymous = _anonymous(decision.anonymous, params)
             line_eid = next((v for k, v in params if k == "eid"), None)
             eid = cookie_eid if valid_ever_id(cookie_eid) else line_eid
             identity = IdentityState(
-                ever_id=eid if valid_ever_id(eid) and not decision.anonymous else None,
-                session_id=cookie_sid
-                if valid_session_id(cookie_sid) and not decision.anonymous
-                else None,
+                ever_id=eid if valid_ever_id(eid) and not anonymous else None,
+                session_id=cookie_sid if valid_session_id(cookie_sid) and not anonymous else None,
             )
-            hits.append(self._hit(request, track_id, params, decision.anonymous, identity))
+            hits.append(self._hit(request, track_id, params, anonymous, identity))
         if not await self._store(hits):
             return _text(503, "could not store the batch; try again")
         return Response(status_code=204, headers=_NO_STORE)
@@ -287,6 +286,12 @@ class Endpoints:
             logger.exception("pixel sink failed to write %d hit(s)", len(hits))
             return False
         return True
+
+
+def _anonymous(visitor_anonymous: bool, params: Sequence[tuple[str, str]]) -> bool:
+    """A request can only become more private here: one its sender marked ``nc=1`` stays
+    anonymous even from an identified visitor (a page script honouring GPC, or a relay)."""
+    return visitor_anonymous or ("nc", "1") in params
 
 
 def _query(scope: Scope) -> str:
