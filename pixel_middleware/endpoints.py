@@ -7,13 +7,15 @@ client sends can reach a 500. Rules come from the pure modules; this file does t
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+import anyio.to_thread
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from . import wire
@@ -113,6 +115,8 @@ class Endpoints:
             return self.status(request)
         if sub == "/pixel.js":
             return self.script(request)
+        if sub == "/report":
+            return await self.report(request, scope)
         match = _TRACK_PATH_RE.match(sub)
         if match:
             track_id, kind = match.groups()
@@ -194,6 +198,37 @@ class Endpoints:
         if request.header("if-none-match") == self._script_etag:
             return Response(status_code=304, headers=headers)
         return Response(self._script, media_type="text/javascript; charset=utf-8", headers=headers)
+
+    # ------------------------------------------------------------------ report
+
+    async def report(self, request: RequestInfo, scope: Scope) -> Response:
+        """The HTML report; exists only when ``report_token`` and a store are configured."""
+        token, store = self.settings.report_token, self.settings.store
+        if token is None or store is None:
+            return _text(404, "not found")
+        if request.method not in ("GET", "HEAD"):
+            return _text(405, "use GET", allow="GET, HEAD")
+        params = dict(parse_qsl(_query(scope)))
+        given = params.get("token") or ""
+        auth = request.header("authorization") or ""
+        if auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        if not hmac.compare_digest(given.encode("latin-1", "replace"), token.encode()):
+            return _text(401, "report token missing or wrong", **{"www-authenticate": "Bearer"})
+        days_text = params.get("days", "30")
+        if not days_text.isdigit() or not 1 <= int(days_text) <= 366:
+            return _text(400, "days must be a whole number from 1 to 366")
+        days = int(days_text)
+        page = await anyio.to_thread.run_sync(_render_report, store, days)
+        return HTMLResponse(
+            page,
+            headers={
+                **_NO_STORE,
+                # The page has no script and loads nothing: say so to the browser.
+                "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+                "referrer-policy": "no-referrer",
+            },
+        )
 
     # ------------------------------------------------------------------ hits
 
@@ -286,6 +321,18 @@ class Endpoints:
             logger.exception("pixel sink failed to write %d hit(s)", len(hits))
             return False
         return True
+
+
+def _render_report(store: str, days: int) -> str:
+    from .report import html
+    from .report.store import days_ago, open_store
+    from .report.summary import summarize
+
+    reader = open_store(store)
+    try:
+        return html.render(summarize(reader.rows(days_ago(days - 1))), days=days)
+    finally:
+        reader.close()
 
 
 def _anonymous(visitor_anonymous: bool, params: Sequence[tuple[str, str]]) -> bool:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from starlette.testclient import TestClient
 from pixel_middleware import JsonLinesSink, PixelMiddleware, PixelSettings, get_visitor
 
 from .helpers import settings
+from .postgres import PostgresServer
 
 PAGE = "<!doctype html><html><head><title>t</title></head><body><h1>{}</h1></body></html>"
 
@@ -77,3 +79,22 @@ def make_site(tmp_path: Path) -> Iterator[Callable[..., Site]]:
     yield make
     for site in made:
         site.client.close()
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the whole run, started on first use."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.destroy()
+
+
+def fresh_database(pg: PostgresServer) -> str:
+    """A new, empty database on ``pg``; returns its DSN."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return pg.dsn.rsplit("/", 1)[0] + "/" + name

@@ -57,3 +57,8 @@ def assert_private(
         blob = json.dumps(r, default=str)
         for secret in secrets:
             assert secret not in blob, (secret, r)
+
+
+def cp1(row: dict[str, Any]) -> str:
+    """The ``cp1`` value of a stored row: the tests number their hits with it."""
+    return str(dict(json.loads(row["params"]))["cp1"])

@@ -7,8 +7,6 @@ import asyncio
 import json
 import sqlite3
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,36 +20,16 @@ from starlette.routing import Route
 from pixel_middleware import PixelMiddleware, PixelSettings, get_visitor
 from pixel_middleware.sinks import BufferedSink, RelaySink
 
+from .conftest import fresh_database
 from .helpers import SECRET, TRACK_ID
 from .postgres import PostgresServer
 from .servers import free_port, serve
-from .stores import assert_private, read_rows
+from .stores import assert_private, cp1, read_rows
 
 SUPPRESSED = ("cd", "uc5", "uc7")
 Q = "p=600,shop%2Fhome,1,1920x1080,24,1,1700000000000,0,1280x720,0"
 LEAKY = "&eid=8999999999999999999&one=1&X-WT-UA=ua&uc701=a%40b&ui5=x&cd=C-1&uc5=f&uc7=1815"
 WT = f"/_pixel/{TRACK_ID}/wt"
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.destroy()
-
-
-def cp1(row: dict[str, Any]) -> str:
-    return str(dict(json.loads(row["params"]))["cp1"])
-
-
-def fresh_database(pg: PostgresServer) -> str:
-    import psycopg
-
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return pg.dsn.rsplit("/", 1)[0] + "/" + name
 
 
 def site(**overrides: Any) -> PixelMiddleware:

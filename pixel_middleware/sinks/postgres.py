@@ -54,7 +54,7 @@ class PostgresBackend:
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         import psycopg
 
-        conn = await psycopg.AsyncConnection.connect(self.dsn, connect_timeout=5)
+        conn = await psycopg.AsyncConnection.connect(self.dsn, connect_timeout=5, autocommit=True)
         await migrate(conn)
         return conn
 
