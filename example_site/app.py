@@ -1,6 +1,7 @@
 """The demo site. ``PIXEL_DEMO_MODE=opt-in`` switches the consent mode (default ``opt-out``).
 
-Run it with ``python3 dev.py example``; it records hits under ``example_site/data/``.
+Run it with ``python3 dev.py example``; it records hits into ``example_site/data/hits.sqlite3``
+(``PIXEL_DEMO_STORE`` may name another store, such as a ``postgresql://`` URL).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -19,8 +21,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from pixel_middleware import JsonLinesSink, PixelMiddleware, PixelSettings, get_visitor
-from pixel_middleware.sinks import Sink
+from pixel_middleware import PixelMiddleware, PixelSettings, get_visitor
+from pixel_middleware.report import open_store
+from pixel_middleware.sinks import build_sink
 from pixel_middleware.templating import register
 
 HERE = Path(__file__).resolve().parent
@@ -29,6 +32,7 @@ USERS = {
     "ada": {"id": "C-1001", "uc5": "f", "uc7": "1815"},
     "alan": {"id": "C-1002", "uc5": "m", "uc7": "1912"},
 }
+REPORT_TOKEN = os.environ.get("PIXEL_DEMO_REPORT_TOKEN", "demo-report-token")
 DURATIONS = {"1 hour": 60, "1 day": 1_440, "30 days": 43_200}
 
 
@@ -45,16 +49,18 @@ def demo_settings(mode: str | None = None, **overrides: Any) -> PixelSettings:
             "suppressParameter": ["cd", "uc5", "uc7"],
         },
     }
-    extra: dict[str, Any] = {"secret_key": os.environ.get("PIXEL_DEMO_SECRET", "demo-only-secret")}
+    extra: dict[str, Any] = {
+        "secret_key": os.environ.get("PIXEL_DEMO_SECRET", "demo-only-secret"),
+        "store": os.environ.get("PIXEL_DEMO_STORE", f"sqlite:{HERE / 'data' / 'hits.sqlite3'}"),
+        "spool_dir": str(HERE / "data" / "spool"),
+        "report_token": REPORT_TOKEN,
+    }
     return PixelSettings.from_smart_pixel(config, **{**extra, **overrides})
 
 
-def create_app(
-    settings: PixelSettings | None = None, sink: Sink | None = None, hits_file: Path | None = None
-) -> Starlette:
+def create_app(settings: PixelSettings | None = None) -> Starlette:
     settings = settings or demo_settings()
-    hits_file = hits_file or HERE / "data" / "hits.jsonl"
-    sink = sink or JsonLinesSink(hits_file)
+    sink = build_sink(settings)
     templates = Jinja2Templates(directory=HERE / "templates")
     register(templates.env, settings)
 
@@ -107,7 +113,8 @@ def create_app(
             cookies=_cookie_view(request, settings),
             config=json.dumps(visitor.config(), indent=2),
             pixel_url=visitor.pixel_url(),
-            hits=_recent_hits(hits_file, visitor.ever_id),
+            hits=await anyio.to_thread.run_sync(_recent_hits, settings.store, visitor.ever_id),
+            report_url=f"{settings.prefix}/report?token={REPORT_TOKEN}",
         )
 
     routes = [
@@ -123,7 +130,9 @@ def create_app(
         Middleware(PixelMiddleware, settings=settings, sink=sink),
         Middleware(SessionMiddleware, secret_key=settings.secret_key, same_site="lax"),
     ]
-    return Starlette(routes=routes, middleware=middleware)
+    app = Starlette(routes=routes, middleware=middleware)
+    app.state.pixel_sink = sink  # tests flush it before reading the store
+    return app
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -148,25 +157,20 @@ def _cookie_view(request: Request, settings: PixelSettings) -> list[tuple[str, s
     return rows
 
 
-def _recent_hits(path: Path, ever_id: str | None, limit: int = 8) -> list[dict[str, Any]]:
+def _recent_hits(store: str | None, ever_id: str | None, limit: int = 8) -> list[dict[str, Any]]:
     """This visitor's last hits (or, for an anonymous one, the last anonymous hits), eid hidden."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()[-2_000:]
-    except FileNotFoundError:
+    if store is None:
         return []
-    out = []
-    for line in reversed(lines):
-        hit = json.loads(line)
-        mine = hit["ever_id"] == ever_id if ever_id else hit["anonymous"]
-        if mine:
-            query = "&".join(
-                "eid=(hidden)" if part.startswith("eid=") else part
-                for part in hit["query"].split("&")
-            )
-            out.append({"anonymous": hit["anonymous"], "query": query})
-        if len(out) >= limit:
-            break
-    return out
+    reader = open_store(store)
+    try:
+        rows = reader.recent(limit, ever_id=ever_id)
+    finally:
+        reader.close()
+    for row in rows:
+        row["query"] = "&".join(
+            "eid=(hidden)" if part.startswith("eid=") else part for part in row["query"].split("&")
+        )
+    return rows
 
 
 app = create_app()

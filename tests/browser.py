@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,8 +13,10 @@ from urllib.parse import parse_qsl, urlsplit
 from playwright.sync_api import Browser, BrowserContext, Page, Request
 
 from example_site.app import TRACK_ID, create_app, demo_settings
+from pixel_middleware.sinks import BufferedSink
 
 from .servers import serve
+from .stores import read_rows
 
 CHROMIUM = os.environ.get("PIXEL_CHROMIUM", "/usr/bin/chromium")
 # Without these Chromium keeps calling home, which this machine's closed network refuses.
@@ -41,19 +42,21 @@ def launch(playwright: Any) -> Browser:
 @dataclass
 class Site:
     url: str
-    hits_file: Path
+    store: str
+    sink: BufferedSink
 
     def hits(self) -> list[dict[str, Any]]:
-        if not self.hits_file.exists():
-            return []
-        return [json.loads(line) for line in self.hits_file.read_text().splitlines()]
+        """Every stored row, once the writer has caught up."""
+        assert self.sink.flush(20)
+        return read_rows(self.store)
 
 
 @contextmanager
-def demo_site(tmp: Path, mode: str) -> Iterator[Site]:
-    hits = tmp / f"hits-{mode}.jsonl"
-    with serve(create_app(demo_settings(mode), hits_file=hits)) as url:
-        yield Site(url, hits)
+def demo_site(tmp: Path, mode: str, **overrides: Any) -> Iterator[Site]:
+    store = f"sqlite:{tmp}/hits-{mode}.sqlite3"
+    app = create_app(demo_settings(mode, store=store, spool_dir=str(tmp / "spool"), **overrides))
+    with serve(app) as url:
+        yield Site(url, store, app.state.pixel_sink)
 
 
 @dataclass

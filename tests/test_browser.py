@@ -327,3 +327,26 @@ def test_streamed_page_is_not_held_back(browser: Browser, edge_site: tuple[str, 
         tab.page.wait_for_selector("#second", timeout=10_000)
     finally:
         tab.context.close()
+
+
+def test_server_side_page_views_are_not_counted_twice(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    with demo_site(tmp_path_factory.mktemp("ssr"), "opt-out", server_side_page_views=True) as site:
+        tab = open_tab(browser, site.url)
+        try:
+            for path in ("/", "/product/teapot", "/privacy"):
+                tab.page.goto(tab.base + path)
+                tab.page.wait_for_function("window.pixelMiddleware !== undefined")
+            tab.page.goto(tab.base + "/product/kettle")
+            tab.page.wait_for_function("window.pixelMiddleware !== undefined")
+            clicked = tab.run("document.querySelector('#buy').click()")
+            assert clicked["ct"] == "add-to-basket"
+            page_requests = [p for p in tab.pixel_requests() if "ct" not in dict(p)]
+            assert page_requests == []  # the browser sent events only
+            rows = site.hits()
+            pages = [r["page_name"] for r in rows if "ct=" not in r["query"]]
+            assert pages == ["home", "product/teapot", "privacy", "product/kettle"]
+            assert len(rows) == 5
+        finally:
+            tab.context.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,19 +11,25 @@ from starlette.testclient import TestClient
 from example_site.app import create_app, demo_settings
 
 from .helpers import injected_config, set_cookies
+from .stores import assert_private, read_rows
 
 TID = "123451234512345"
 
 
-def client(tmp_path: Path, mode: str = "opt-out") -> tuple[TestClient, Path]:
-    hits = tmp_path / "hits.jsonl"
-    return TestClient(
-        create_app(demo_settings(mode), hits_file=hits), base_url="http://shop.example"
-    ), hits
+def client(tmp_path: Path, mode: str = "opt-out") -> tuple[TestClient, str]:
+    store = f"sqlite:{tmp_path}/hits.sqlite3"
+    app = create_app(demo_settings(mode, store=store, spool_dir=str(tmp_path / "spool")))
+    return TestClient(app, base_url="http://shop.example"), store
+
+
+def stored(c: TestClient, store: str) -> str:
+    """Everything the store holds, as text, once the writer caught up."""
+    assert c.app.state.pixel_sink.flush(10)  # type: ignore[attr-defined]
+    return json.dumps(read_rows(store), default=str)
 
 
 def test_opt_out_story(tmp_path: Path) -> None:
-    c, hits = client(tmp_path)
+    c, store = client(tmp_path)
     home = c.get("/")
     eid = set_cookies(home.headers.get_list("set-cookie"))["wtstp_eid"].value
     assert "with an identifier" in home.text
@@ -38,6 +45,8 @@ def test_opt_out_story(tmp_path: Path) -> None:
         ["uc5", "f"],
         ["uc7", "1815"],
     ]
+
+    c.get(f"/_pixel/{TID}/wt?p=600,x,,,,,1,0,,&cd=C-1001&uc5=f&cp1=ident")
 
     privacy = c.get("/privacy")
     links = re.findall(r'href="(/_pixel/optout\?[^"]+)"', privacy.text)
@@ -56,11 +65,16 @@ def test_opt_out_story(tmp_path: Path) -> None:
     assert config["page"]["params"] == [["cg1", "shop"], ["cp1", "teapot"]]
     assert "tracked <strong>anonymously" in anon.text
 
-    c.get(f"/_pixel/{TID}/wt?p=600,x,,,,,1,0,,&cd=C-1001&cp1=teapot")
+    c.get(f"/_pixel/{TID}/wt?p=600,x,,,,,1,0,,&cd=C-1001&uc5=f&cp1=anon")
+    assert eid in stored(c, store)  # the identified hit holds the everID...
+    rows = read_rows(store)
+    assert [r["anonymous"] for r in rows] == [False, True]
+    assert_private(rows, ("cd", "uc5", "uc7"), secrets=[eid])  # ...the anonymous one does not
     sent = c.get("/sent")
     assert "Recent anonymous hits" in sent.text
     assert "nc=1" in sent.text and "cd=C-1001" not in sent.text.split('id="hits"')[1]
-    assert eid not in sent.text and eid not in hits.read_text()
+    assert eid not in sent.text
+    assert 'id="report" href="/_pixel/report?token=' in sent.text
 
 
 def test_logout_starts_a_new_identity(tmp_path: Path) -> None:
@@ -73,9 +87,10 @@ def test_logout_starts_a_new_identity(tmp_path: Path) -> None:
 
 
 def test_sent_page_hides_identifier_values(tmp_path: Path) -> None:
-    c, _ = client(tmp_path)
+    c, store = client(tmp_path)
     eid = set_cookies(c.get("/").headers.get_list("set-cookie"))["wtstp_eid"].value
     c.get(f"/_pixel/{TID}/wt?p=600,x,,,,,1,0,,&cp1=a")
+    assert eid in stored(c, store)
     sent = c.get("/sent")
     assert "eid=(hidden)" in sent.text and eid not in sent.text
     assert "value not shown" in sent.text
@@ -87,3 +102,16 @@ def test_opt_in_mode_starts_anonymous(tmp_path: Path) -> None:
     assert home.headers.get_list("set-cookie") == []
     privacy = c.get("/privacy")
     assert "Allow identified tracking" in privacy.text
+
+
+def test_report_page_of_the_demo(tmp_path: Path) -> None:
+    c, store = client(tmp_path)
+    c.get("/")
+    c.get(f"/_pixel/{TID}/wt?p=600,home,,,,,1,0,,")
+    c.get(f"/_pixel/{TID}/wt?p=600,home,,,,,1,0,,", headers={"cookie": "miCookieOptOut=1"})
+    stored(c, store)
+    sent = c.get("/sent")
+    href = re.search(r'id="report" href="([^"]+)"', sent.text)
+    assert href is not None
+    report = c.get(href.group(1).replace("&amp;", "&"))
+    assert report.status_code == 200 and "2 page views, 50.0% anonymous" in report.text

@@ -13,6 +13,15 @@ from ..sinks.schema import TABLE
 
 # What a report needs of a row, in this order.
 REPORT_COLUMNS = ("received_at", "anonymous", "ever_id", "page_name")
+RECENT_COLUMNS = ("received_at", "anonymous", "page_name", "query")
+
+
+def _recent_sql(placeholder: str, ever_id: str | None) -> str:
+    where = f"ever_id = {placeholder}" if ever_id else "anonymous"
+    return (
+        f"SELECT {', '.join(RECENT_COLUMNS)} FROM {TABLE} WHERE {where} "
+        f"ORDER BY received_at DESC LIMIT {placeholder}"
+    )
 
 
 class StoreReader(Protocol):
@@ -21,6 +30,10 @@ class StoreReader(Protocol):
     def rows(self, since: datetime, chunk: int = 5_000) -> Iterator[tuple[Any, ...]]: ...
 
     def prune(self, before: datetime) -> int: ...
+
+    def recent(self, limit: int, *, ever_id: str | None = None) -> list[dict[str, Any]]:
+        """The latest hits of one everID (a visitor's own data), or the latest anonymous ones."""
+        ...
 
     def close(self) -> None: ...
 
@@ -72,6 +85,13 @@ class SQLiteReader:
             )
         return cur.rowcount
 
+    def recent(self, limit: int, *, ever_id: str | None = None) -> list[dict[str, Any]]:
+        if not self._exists:
+            return []
+        args: tuple[Any, ...] = (ever_id, limit) if ever_id else (limit,)
+        rows = self.conn.execute(_recent_sql("?", ever_id), args).fetchall()
+        return [dict(zip(RECENT_COLUMNS, r, strict=True)) | {"anonymous": bool(r[1])} for r in rows]
+
     def close(self) -> None:
         self.conn.close()
 
@@ -113,6 +133,13 @@ class PostgresReader:
         with self.conn.transaction():
             cur = self.conn.execute(f"DELETE FROM {TABLE} WHERE received_at < %s", (before,))
         return cur.rowcount
+
+    def recent(self, limit: int, *, ever_id: str | None = None) -> list[dict[str, Any]]:
+        if not self._exists:
+            return []
+        args: tuple[Any, ...] = (ever_id, limit) if ever_id else (limit,)
+        rows = self.conn.execute(_recent_sql("%s", ever_id), args).fetchall()
+        return [dict(zip(RECENT_COLUMNS, r, strict=True)) for r in rows]
 
     def close(self) -> None:
         self.conn.close()
