@@ -23,11 +23,11 @@ _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 
 def new_ever_id() -> str:
     """A fresh everID: "8" and 18 random digits, as Mapp's server-side libraries make them."""
-    return "8" + "".join(secrets.choice("0123456789") for _ in range(18))
+    return f"8{secrets.randbelow(10**18):018d}"
 
 
 def new_session_id() -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(19))
+    return f"{secrets.randbelow(10**19):019d}"
 
 
 def valid_ever_id(value: str | None) -> bool:

@@ -22,9 +22,23 @@ _NONCE_RE = re.compile(r"'nonce-([A-Za-z0-9+/_=-]+)'")
 _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
 
 
+_TAIL = 65_536
+
+
 def body_close_index(page: bytes) -> int | None:
-    """Index of the last ``</body`` (any case), or None when the page has none."""
-    index = page.lower().rfind(b"</body")
+    """Index of the last ``</body`` (any case), or None when the page has none.
+
+    ``</body>`` is almost always near the end: lower-casing only the tail first spares a copy of
+    a large page. The head is searched (overlapping the tail by the marker's length) only when
+    the tail has no match.
+    """
+    tail_start = max(0, len(page) - _TAIL)
+    index = page[tail_start:].lower().rfind(b"</body")
+    if index >= 0:
+        return tail_start + index
+    if tail_start == 0:
+        return None
+    index = page[: tail_start + 5].lower().rfind(b"</body")
     return None if index < 0 else index
 
 
@@ -33,7 +47,8 @@ def insert_before_body_close(page: bytes, snippet: bytes) -> bytes | None:
     index = body_close_index(page)
     if index is None:
         return None
-    return page[:index] + snippet + page[index:]
+    view = memoryview(page)  # join the two halves without copying them first
+    return b"".join((view[:index], snippet, view[index:]))
 
 
 def csp_nonce(csp_header: str | None) -> str | None:

@@ -36,4 +36,6 @@ def environment() -> jinja2.Environment:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
+        # The package's templates do not change while it runs: skip a stat() per render.
+        auto_reload=False,
     )

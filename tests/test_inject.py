@@ -96,3 +96,19 @@ def test_direct_mode_points_at_mapp_and_names_the_everid_cookie() -> None:
     assert config["everIdCookie"] == "wtstp_eid"
     assert v.pixel_url().startswith("https://q3.webtrekk.net/123451234512345/wt?p=600,")
     assert v.ever_id is not None and v.ever_id not in inject.render_snippet(v)
+
+
+@pytest.mark.parametrize("position", [0, 10, 65_530, 65_536, 65_540, 100_000, 199_990])
+def test_body_close_found_anywhere_in_a_large_page(position: int) -> None:
+    page = bytearray(b"x" * 200_000)
+    page[position : position + 7] = b"</BoDy>"
+    out = inject.insert_before_body_close(bytes(page), b"SNIP")
+    assert out is not None
+    assert out[position : position + 11] == b"SNIP</BoDy>"
+    assert out.replace(b"SNIP", b"", 1) == bytes(page)
+
+
+def test_last_body_close_wins_across_the_tail_boundary() -> None:
+    page = b"<body></body>" + b"y" * 100_000 + b"</body>" + b"z" * 70_000
+    out = inject.insert_before_body_close(page, b"SNIP")
+    assert out is not None and out.index(b"SNIP") == 13 + 100_000
