@@ -14,10 +14,6 @@ Headers = list[tuple[bytes, bytes]]
 _HTML_TYPES = (b"text/html", b"application/xhtml+xml")
 
 
-def without(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> Headers:
-    return [(k, v) for k, v in headers if k.lower() != name]
-
-
 def with_cookies(headers: Sequence[tuple[bytes, bytes]], lines: Sequence[bytes]) -> Headers:
     return [*headers, *((b"set-cookie", line) for line in lines)]
 

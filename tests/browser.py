@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +112,3 @@ def open_tab(browser: Browser, base: str, **context_options: Any) -> Tab:
     tab = Tab(context, page, base)
     page.on("request", lambda r: tab.sent.append(r) if _is_pixel(r) else None)
     return tab
-
-
-Visit = Callable[[str], dict[str, str]]

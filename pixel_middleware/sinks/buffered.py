@@ -132,7 +132,7 @@ class BufferedSink:
         with self._cond:
             if self._queue or self.spool.files():
                 self._start()
-            while self._queue or self._in_flight or self._spool_pending():
+            while self._queue or self._in_flight or self.spool.files():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -154,9 +154,6 @@ class BufferedSink:
             logger.warning("%s: %d unsent hit(s) kept in %s", self.backend.name, len(left), path)
 
     # ------------------------------------------------------------- writer side
-
-    def _spool_pending(self) -> bool:
-        return bool(self.spool.files())
 
     def _start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
