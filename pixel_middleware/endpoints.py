@@ -245,7 +245,10 @@ class Endpoints:
             return _text(400, f"not a pixel request: {exc}")
         decision = decision_for(self.settings, request)
         identity = plan_identity(self.settings, request.jar, anonymous=decision.anonymous)
-        hit = self._hit(request, track_id, params, _anonymous(decision.anonymous, params), identity)
+        anonymous = _anonymous(decision.anonymous, params)
+        hit = make_hit(
+            self.settings, request, track_id, params, anonymous=anonymous, identity=identity
+        )
         if not await self._store([hit]):
             return _text(503, "could not store the hit; try again")
         response = Response(GIF, media_type="image/gif", headers=_NO_STORE)
@@ -296,22 +299,14 @@ class Endpoints:
                 ever_id=eid if valid_ever_id(eid) and not anonymous else None,
                 session_id=cookie_sid if valid_session_id(cookie_sid) and not anonymous else None,
             )
-            hits.append(self._hit(request, track_id, params, anonymous, identity))
+            hits.append(
+                make_hit(
+                    self.settings, request, track_id, params, anonymous=anonymous, identity=identity
+                )
+            )
         if not await self._store(hits):
             return _text(503, "could not store the batch; try again")
         return Response(status_code=204, headers=_NO_STORE)
-
-    def _hit(
-        self,
-        request: RequestInfo,
-        track_id: str,
-        params: Sequence[tuple[str, str]],
-        anonymous: bool,
-        identity: IdentityState,
-    ) -> Hit:
-        return make_hit(
-            self.settings, request, track_id, params, anonymous=anonymous, identity=identity
-        )
 
     async def _store(self, hits: list[Hit]) -> bool:
         try:

@@ -158,41 +158,33 @@ def identity_cookie_lines(
     """The Set-Cookie values that carry out ``state``."""
     httponly = settings.identifier_cookies_httponly
     domain = settings.cookie_domain
+    cookies = (
+        # name, value, write, expire, Max-Age (None: a session cookie)
+        (
+            settings.ever_id_cookie_name,
+            state.ever_id,
+            state.write_ever_id,
+            state.expire_ever_id,
+            settings.ever_id_days * 86_400,
+        ),
+        (
+            settings.session_cookie_name,
+            state.session_id,
+            state.write_session,
+            state.expire_session,
+            None,
+        ),
+    )
     lines: list[bytes] = []
-    if state.write_ever_id and state.ever_id is not None:
-        lines.append(
-            set_cookie_line(
-                settings.ever_id_cookie_name,
-                state.ever_id,
-                max_age=settings.ever_id_days * 86_400,
-                secure=secure,
-                httponly=httponly,
-                domain=domain,
+    for name, value, write, expire, max_age in cookies:
+        if write and value is not None:
+            lines.append(
+                set_cookie_line(
+                    name, value, max_age=max_age, secure=secure, httponly=httponly, domain=domain
+                )
             )
-        )
-    elif state.expire_ever_id:
-        lines.append(
-            expire_cookie_line(
-                settings.ever_id_cookie_name, secure=secure, httponly=httponly, domain=domain
-            )
-        )
-    if state.write_session and state.session_id is not None:
-        lines.append(
-            set_cookie_line(
-                settings.session_cookie_name,
-                state.session_id,
-                max_age=None,
-                secure=secure,
-                httponly=httponly,
-                domain=domain,
-            )
-        )
-    elif state.expire_session:
-        lines.append(
-            expire_cookie_line(
-                settings.session_cookie_name, secure=secure, httponly=httponly, domain=domain
-            )
-        )
+        elif expire:
+            lines.append(expire_cookie_line(name, secure=secure, httponly=httponly, domain=domain))
     return lines
 
 

@@ -30,12 +30,7 @@ def toggle_link(
 ) -> Markup:
     """An ``<a>`` to the toggle endpoint, signed so that it cannot be edited or forged."""
     href = toggle_url(settings, action, next_url, duration)
-    html = (
-        environment()
-        .get_template("pixel/toggle_link.html")
-        .render(href=href, action=action, text=_plain(text))
-    )
-    return Markup(html)  # noqa: S704 - rendered by an autoescaping environment
+    return _render("pixel/toggle_link.html", href=href, action=action, text=_plain(text))
 
 
 def toggle_form(
@@ -49,16 +44,17 @@ def toggle_form(
     """A POST ``<form>`` with one button, for sites that keep state changes off GET."""
     query = toggle_query(settings, action, next_url, duration)
     token = query.pop("token")
-    html = (
-        environment()
-        .get_template("pixel/toggle_form.html")
-        .render(
-            action_url=f"{settings.prefix}/{action}?" + urlencode(query),
-            action=action,
-            token=token,
-            text=_plain(text),
-        )
+    return _render(
+        "pixel/toggle_form.html",
+        action_url=f"{settings.prefix}/{action}?" + urlencode(query),
+        action=action,
+        token=token,
+        text=_plain(text),
     )
+
+
+def _render(template: str, **context: Any) -> Markup:
+    html = environment().get_template(template).render(**context)
     return Markup(html)  # noqa: S704 - rendered by an autoescaping environment
 
 

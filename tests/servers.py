@@ -36,3 +36,53 @@ def serve(app: Any, *, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# A page that streams: the second part waits until /release is requested. Padding lets a
+# browser start rendering the first part before the rest arrives.
+STREAM_FIRST = b"<!doctype html><html><body><p id='first'>first</p>" + b" " * 2048
+STREAM_SECOND = b"<p id='second'>second</p></body></html>"
+EDGE_PAGE = "<!doctype html><html><body><h1>Real server</h1></body></html>"
+UNCLOSED_PAGE = "<!doctype html><html><body><h1 id='title'>Unclosed</h1><p>text"
+
+
+def edge_app() -> Any:
+    """/page (plain HTML, GET and HEAD), /nobody (no </body>), /stream and /release."""
+    import asyncio
+    from collections.abc import AsyncIterator
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+    from starlette.routing import Route
+
+    release_event: dict[str, asyncio.Event] = {}
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(EDGE_PAGE)
+
+    async def nobody(request: Request) -> Response:
+        return HTMLResponse(UNCLOSED_PAGE)
+
+    async def stream(request: Request) -> Response:
+        gate = release_event["gate"] = asyncio.Event()
+
+        async def body() -> AsyncIterator[bytes]:
+            yield STREAM_FIRST
+            await gate.wait()
+            yield STREAM_SECOND
+
+        return StreamingResponse(body(), media_type="text/html")
+
+    async def release(request: Request) -> Response:
+        release_event["gate"].set()
+        return PlainTextResponse("released")
+
+    return Starlette(
+        routes=[
+            Route("/page", page, methods=["GET", "HEAD"]),
+            Route("/nobody", nobody),
+            Route("/stream", stream),
+            Route("/release", release),
+        ]
+    )

@@ -3,13 +3,12 @@ pixel requests read from the browser's own network events, hits read back from t
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import re
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from .browser import ARTIFACTS, Site, Tab, demo_site, launch, open_tab
+from .servers import edge_app, serve
 
 pytestmark = pytest.mark.browser
 
@@ -262,51 +262,17 @@ def test_screenshots_of_privacy_page(tab: Tab) -> None:
 
 
 @pytest.fixture(scope="module")
-def edge_site() -> Iterator[tuple[str, dict[str, asyncio.Event]]]:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
-    from starlette.routing import Route
-
+def edge_site() -> Iterator[str]:
     from pixel_middleware import PixelMiddleware
 
     from .helpers import settings
-    from .servers import serve
 
-    events: dict[str, asyncio.Event] = {}
-
-    async def no_body_close(request: Request) -> Response:
-        return HTMLResponse("<!doctype html><html><body><h1 id='title'>Unclosed</h1><p>text")
-
-    async def stream(request: Request) -> Response:
-        release = events["release"] = asyncio.Event()
-
-        async def body() -> AsyncIterator[bytes]:
-            yield b"<!doctype html><html><body><p id='first'>first</p>" + b" " * 2048
-            await release.wait()
-            yield b"<p id='second'>second</p></body></html>"
-
-        return StreamingResponse(body(), media_type="text/html")
-
-    async def release(request: Request) -> Response:
-        events["release"].set()
-        return PlainTextResponse("released")
-
-    app = Starlette(
-        routes=[
-            Route("/nobody", no_body_close),
-            Route("/stream", stream),
-            Route("/release", release),
-        ]
-    )
-    with serve(PixelMiddleware(app, settings=settings())) as url:
-        yield url, events
+    with serve(PixelMiddleware(edge_app(), settings=settings())) as url:
+        yield url
 
 
-def test_page_without_body_close_still_renders(
-    browser: Browser, edge_site: tuple[str, object]
-) -> None:
-    tab = open_tab(browser, edge_site[0])
+def test_page_without_body_close_still_renders(browser: Browser, edge_site: str) -> None:
+    tab = open_tab(browser, edge_site)
     try:
         tab.page.goto(tab.base + "/nobody")
         assert tab.page.inner_text("#title") == "Unclosed"
@@ -315,8 +281,8 @@ def test_page_without_body_close_still_renders(
         tab.context.close()
 
 
-def test_streamed_page_is_not_held_back(browser: Browser, edge_site: tuple[str, object]) -> None:
-    tab = open_tab(browser, edge_site[0])
+def test_streamed_page_is_not_held_back(browser: Browser, edge_site: str) -> None:
+    tab = open_tab(browser, edge_site)
     try:
         tab.page.goto(tab.base + "/stream", wait_until="commit")
         # The rest of the page waits for /release: a buffering middleware would show nothing.

@@ -2,55 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import http.client
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from pixel_middleware import PixelMiddleware
 
 from .helpers import set_cookies, settings
-from .servers import serve
+from .servers import EDGE_PAGE, STREAM_FIRST, STREAM_SECOND, edge_app, serve
 
 PAGE = "<!doctype html><html><body><h1>Real server</h1></body></html>"
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, dict[str, asyncio.Event]]]:
-    events: dict[str, asyncio.Event] = {}
-
-    async def page(request: Request) -> Response:
-        return HTMLResponse(PAGE)
-
-    async def stream(request: Request) -> Response:
-        release = events["release"] = asyncio.Event()
-
-        async def body() -> AsyncIterator[bytes]:
-            yield b"<html><body><p>first</p>"
-            await release.wait()
-            yield b"<p>second</p></body></html>"
-
-        return StreamingResponse(body(), media_type="text/html")
-
-    async def release(request: Request) -> Response:
-        events["release"].set()
-        return PlainTextResponse("released")
-
-    app = Starlette(
-        routes=[
-            Route("/page", page, methods=["GET", "HEAD"]),
-            Route("/stream", stream),
-            Route("/release", release),
-        ]
-    )
-    with serve(PixelMiddleware(app, settings=settings())) as url:
-        yield url, events
+def server() -> Iterator[str]:
+    with serve(PixelMiddleware(edge_app(), settings=settings())) as url:
+        yield url
 
 
 def connect(url: str) -> http.client.HTTPConnection:
@@ -58,8 +27,8 @@ def connect(url: str) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
 
 
-def test_injected_page_has_exact_content_length(server: tuple[str, object]) -> None:
-    conn = connect(server[0])
+def test_injected_page_has_exact_content_length(server: str) -> None:
+    conn = connect(server)
     conn.request("GET", "/page")
     r = conn.getresponse()
     body = r.read()
@@ -73,25 +42,25 @@ def test_injected_page_has_exact_content_length(server: tuple[str, object]) -> N
     assert again.read().endswith(b"</body></html>")
 
 
-def test_head_is_not_rewritten(server: tuple[str, object]) -> None:
-    conn = connect(server[0])
+def test_head_is_not_rewritten(server: str) -> None:
+    conn = connect(server)
     conn.request("HEAD", "/page")
     r = conn.getresponse()
     assert r.read() == b""
-    assert int(r.getheader("content-length") or -1) == len(PAGE)
+    assert int(r.getheader("content-length") or -1) == len(EDGE_PAGE)
 
 
-def test_stream_is_not_held_back(server: tuple[str, dict[str, asyncio.Event]]) -> None:
-    url, _ = server
+def test_stream_is_not_held_back(server: str) -> None:
+    url = server
     conn = connect(url)
     conn.request("GET", "/stream")
     r = conn.getresponse()
     first = r.read1(65536)
     # The second chunk waits for /release: had the middleware buffered, this read would time out.
-    assert first == b"<html><body><p>first</p>"
+    assert first == STREAM_FIRST
     other = connect(url)
     other.request("GET", "/release")
     assert other.getresponse().read() == b"released"
     rest = r.read()
-    assert rest == b"<p>second</p></body></html>"
+    assert rest == STREAM_SECOND
     assert r.getheader("content-length") is None
