@@ -52,10 +52,10 @@ class Site:
 
 
 @contextmanager
-def demo_site(tmp: Path, mode: str, **overrides: Any) -> Iterator[Site]:
+def demo_site(tmp: Path, mode: str, *, tls: bool = False, **overrides: Any) -> Iterator[Site]:
     store = f"sqlite:{tmp}/hits-{mode}.sqlite3"
     app = create_app(demo_settings(mode, store=store, spool_dir=str(tmp / "spool"), **overrides))
-    with serve(app) as url:
+    with serve(app, tls=tls) as url:
         yield Site(url, store, app.state.pixel_sink)
 
 

@@ -19,10 +19,32 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, *, port: int | None = None) -> Iterator[str]:
-    """Run ``app`` under uvicorn until the block ends; yields its base URL."""
+def serve(app: Any, *, port: int | None = None, tls: bool = False) -> Iterator[str]:
+    """Run ``app`` under uvicorn until the block ends; yields its base URL.
+
+    ``tls`` serves https with a throwaway certificate for 127.0.0.1 (clients must not verify it).
+    """
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    keyfile = certfile = None
+    if tls:
+        import tempfile
+
+        import trustme
+
+        folder = tempfile.mkdtemp(prefix="pixel-tls-")
+        cert = trustme.CA().issue_cert("127.0.0.1")
+        cert.private_key_pem.write_to_path(f"{folder}/key.pem")
+        cert.cert_chain_pems[0].write_to_path(f"{folder}/cert.pem")
+        keyfile, certfile = f"{folder}/key.pem", f"{folder}/cert.pem"
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ssl_keyfile=keyfile,
+        ssl_certfile=certfile,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -32,7 +54,7 @@ def serve(app: Any, *, port: int | None = None) -> Iterator[str]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)

@@ -82,6 +82,8 @@ def test_opt_out_mode_story(tab: Tab, opt_out_site: Site) -> None:
     eid = cookies["wtstp_eid"]
     sid = cookies["wtstp_sid"]
     assert re.fullmatch(r"\d{19}", eid["value"]) and eid["httpOnly"] and eid["sameSite"] == "Lax"
+    # The request carries the everID in its Cookie header; the collector turns it into eid.
+    assert f"wtstp_eid={eid['value']}" in (tab.sent[0].all_headers().get("cookie") or "")
     assert "miCookieOptOut" not in cookies
     login(tab)
     product = tab.visit("/product/teapot")
@@ -100,6 +102,7 @@ def test_opt_out_mode_story(tab: Tab, opt_out_site: Site) -> None:
     assert_expires_in(choice, min(DEFAULT_MINUTES, CHROME_CAP_DAYS * 1440))
     assert not set(IDS) & set(cookies)
     assert_anonymous_request(after)
+    assert "wtstp_eid" not in (tab.sent[-1].all_headers().get("cookie") or "")
     for path in ("/product/teapot", "/sent", "/product/kettle"):
         assert_anonymous_request(tab.visit(path))
     event = tab.click("#buy")  # the shop's own script sends an event request
@@ -314,5 +317,26 @@ def test_server_side_page_views_are_not_counted_twice(
             pages = [r["page_name"] for r in rows if "ct=" not in r["query"]]
             assert pages == ["home", "product/teapot", "privacy", "product/kettle"]
             assert len(rows) == 5
+        finally:
+            tab.context.close()
+
+
+def test_https_cookies_are_secure(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    with demo_site(tmp_path_factory.mktemp("tls"), "opt-out", tls=True) as site:
+        tab = open_tab(browser, site.url, ignore_https_errors=True)
+        try:
+            tab.visit("/privacy")
+            cookies = tab.cookies()
+            assert cookies["wtstp_eid"]["secure"] and cookies["wtstp_sid"]["secure"]
+            tab.click("text=Track me anonymously for 1 hour")
+            assert tab.cookies()["miCookieOptOut"]["secure"]  # written by the server
+            tab.page.evaluate("pixelMiddleware.optout.deleteAnonymousCookie()")
+            assert "miCookieOptOut" not in tab.cookies()
+            tab.page.evaluate("pixelMiddleware.optout.setAnonymousCookie(5)")
+            choice = tab.cookies()["miCookieOptOut"]
+            assert choice["secure"] and choice["sameSite"] == "Lax"  # written by the script
+            assert_expires_in(choice, 5)
         finally:
             tab.context.close()
