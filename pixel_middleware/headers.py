@@ -48,8 +48,13 @@ def injectable(status: int, method: str, headers: Sequence[tuple[bytes, bytes]])
         return False
     if content_encoding(headers) not in ("", "identity", "gzip"):
         return False
-    disposition = (first_header(headers, b"content-disposition") or "").lower()
-    return not disposition.strip().startswith("attachment")
+    return not is_attachment(headers)
+
+
+def is_attachment(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """A download, not a page: ``Content-Disposition: attachment``."""
+    disposition = (first_header(headers, b"content-disposition") or "").strip().lower()
+    return disposition.startswith("attachment")
 
 
 def publicly_cacheable(headers: Sequence[tuple[bytes, bytes]]) -> bool:

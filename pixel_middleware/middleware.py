@@ -187,6 +187,7 @@ class _Response:
             and status == 200
             and self.request.method == "GET"
             and h.is_html(headers)
+            and not h.is_attachment(headers)
         ):
             await self._record_page_view()
         if self.settings.inject and h.injectable(status, self.request.method, headers):
@@ -229,15 +230,17 @@ class _Response:
         html = gunzip(page, limit=self.settings.max_inject_bytes) if gzipped else page
         if html is None:
             return None
-        nonce = csp_nonce(self.request_csp(headers))
-        snippet = render_snippet(self.visitor, nonce=nonce).encode("utf-8")
+        nonce = csp_nonce(self._response_csp(headers))
+        # The snippet is ASCII (JSON with \u escapes, percent-encoded URLs), so it fits a page in
+        # any ASCII-compatible charset without the page being decoded.
+        snippet = render_snippet(self.visitor, nonce=nonce).encode("ascii", "xmlcharrefreplace")
         injected = insert_before_body_close(html, snippet)
         if injected is None:
             return None
         return gzip_bytes(injected) if gzipped else injected
 
     @staticmethod
-    def request_csp(headers: h.Headers) -> str | None:
+    def _response_csp(headers: h.Headers) -> str | None:
         values = h.header_values_text(headers, b"content-security-policy")
         return "; ".join(values) if values else None
 

@@ -305,3 +305,19 @@ def test_config_is_filtered_for_an_anonymous_visitor() -> None:
     ]
     assert anonymous["page"]["params"] == [["cp1", "teapot"], ["uc50", "kept"]]
     assert anonymous["anonymous"] is True and identified["anonymous"] is False
+
+
+def test_snippet_fits_a_latin1_page_without_decoding_it() -> None:
+    page = "<html><body>Grüße</body></html>".encode("latin-1")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scope["state"]["pixel"].page("Grüße/straße", cp1="ü")
+        headers = [(b"content-type", b"text/html; charset=iso-8859-1")]
+        await html_app(page, headers=headers)(scope, receive, send)
+
+    r = request(wrap(app))
+    assert r.body.startswith(b"<html><body>Gr\xfc\xdfe<script")
+    snippet = r.body[len(b"<html><body>Gr\xfc\xdfe") : -len(b"</body></html>")]
+    assert snippet.isascii()
+    config = injected_config(r.body.decode("latin-1"))
+    assert config is not None and config["page"]["name"] == "Grüße/straße"
