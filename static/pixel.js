@@ -4,6 +4,7 @@
 (function (w, d) {
   "use strict";
 
+  var MAX_URL = 30720;
   var IDENTIFIERS = ["eid", "one", "X-WT-UA", "X-WT-IP", "uc701", "ui5", "fpv", "fpt", "nc"];
 
   function readCookie(name) {
@@ -84,11 +85,13 @@
     ]), config.userIdentification, anonymous);
     var eid = !anonymous && config.everIdCookie ? readCookie(config.everIdCookie) : null;
     if (eid && /^\d{19}$/.test(eid)) params.unshift(["eid", eid]);
-    var query = "p=" + p;
+    var url = config.endpoint + "?p=" + p;
     for (var i = 0; i < params.length; i++) {
-      query += "&" + params[i][0] + "=" + encodeURIComponent(params[i][1]);
+      var part = "&" + params[i][0] + "=" + encodeURIComponent(params[i][1]);
+      /* Mapp cuts requests at 30,720 characters; drop whole parameters instead of cutting one. */
+      if (url.length + part.length > MAX_URL) continue;
+      url += part;
     }
-    var url = config.endpoint + "?" + query;
     send(url);
     api.lastRequest = url;
     return url;

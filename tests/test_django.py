@@ -102,3 +102,22 @@ def test_post_form_toggle_bypasses_nothing_but_needs_no_django_csrf(client: Test
     assert toggle.status_code == 303
     # Django's own CSRF protection still guards Django's views.
     assert client.post("/form").status_code == 403
+
+
+def test_django_over_a_real_uvicorn_server() -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    from .django_project.asgi import application
+    from .servers import serve
+
+    with serve(application) as url:
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        conn.request("GET", "/", headers={"accept-encoding": "gzip"})
+        r = conn.getresponse()
+        raw = r.read()
+    assert r.status == 200 and r.getheader("content-encoding") == "gzip"
+    assert int(r.getheader("content-length") or -1) == len(raw)
+    page = gzip.decompress(raw)
+    assert b"pixel-middleware-config" in page and page.rstrip().endswith(b"</html>")
