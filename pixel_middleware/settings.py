@@ -19,6 +19,7 @@ TRACK_ID_RE = re.compile(r"^\d{15}(?:,\d{15})*$")
 PARAMETER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 # RFC 6265 cookie-name = token; kept narrower on purpose so names survive every browser and proxy.
 COOKIE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+HOST_RE = re.compile(r"^[A-Za-z0-9.-]+$")
 TRACK_DOMAIN_RE = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?$")
 PREFIX_RE = re.compile(r"^(?:/[A-Za-z0-9._~-]+)+$")
 
@@ -84,7 +85,12 @@ class PixelSettings:
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         _check_type(self)
+        self._check_tracking()
+        self._check_cookies()
+        self._check_limits()
         self._check_delivery()
+
+    def _check_tracking(self) -> None:
         if not TRACK_ID_RE.match(self.track_id):
             raise ValueError(
                 f"track_id must be 15 digits or a comma list of them, got {self.track_id!r}"
@@ -105,6 +111,8 @@ class PixelSettings:
                 raise ValueError(
                     f"suppress_parameter entries must match ^[A-Za-z0-9_-]+$, got {name!r}"
                 )
+
+    def _check_cookies(self) -> None:
         for cookie_field in ("anonymous_cookie_name", "ever_id_cookie_name", "session_cookie_name"):
             value = getattr(self, cookie_field)
             if not COOKIE_NAME_RE.match(value):
@@ -114,6 +122,10 @@ class PixelSettings:
             raise ValueError(
                 "anonymous_cookie_name, ever_id_cookie_name and session_cookie_name must differ"
             )
+        if self.cookie_domain is not None and not HOST_RE.match(self.cookie_domain.lstrip(".")):
+            raise ValueError(f"cookie_domain is not a host name: {self.cookie_domain!r}")
+
+    def _check_limits(self) -> None:
         for positive in (
             "anonymous_cookie_minutes",
             "ever_id_days",
@@ -130,10 +142,6 @@ class PixelSettings:
             raise ValueError(
                 f"prefix must look like '/_pixel' (no trailing slash), got {self.prefix!r}"
             )
-        if self.cookie_domain is not None and not TRACK_DOMAIN_RE.match(
-            self.cookie_domain.lstrip(".")
-        ):
-            raise ValueError(f"cookie_domain is not a host name: {self.cookie_domain!r}")
 
     def _check_delivery(self) -> None:
         if self.store is not None and not self.store.startswith(STORE_SCHEMES):

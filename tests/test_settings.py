@@ -188,3 +188,10 @@ def test_direct_sending_needs_a_readable_everid_cookie() -> None:
         send_to_track_domain=True, track_domain="q3.webtrekk.net", identifier_cookies_httponly=False
     )
     assert s.send_to_track_domain
+
+
+def test_cookie_domain_is_a_host_name() -> None:
+    assert settings(cookie_domain=".shop.example").cookie_domain == ".shop.example"
+    for bad in ("shop.example:8000", "https://shop.example", "shop example"):
+        with pytest.raises(ValueError, match="cookie_domain"):
+            settings(cookie_domain=bad)
