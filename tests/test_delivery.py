@@ -220,3 +220,15 @@ def test_server_side_page_views(tmp_path: Path) -> None:
     assert f"eid={r.cookies['wtstp_eid']}" in rows[0]["query"]
     assert rows[1]["anonymous"] is True and rows[1]["ever_id"] is None
     assert "&nc=1&" in rows[1]["query"]
+
+
+def test_unreadable_spool_file_is_set_aside_not_lost(tmp_path: Path) -> None:
+    backend = Memory()
+    (tmp_path / "spool-00000000000000000001-bad.jsonl").write_text("{not json\n")
+    good = [hit(1), hit(2)]
+    BufferedSink(backend, spool_dir=tmp_path).spool.add(good)
+    sink = BufferedSink(backend, spool_dir=tmp_path)
+    assert sink.flush(5)
+    assert sorted(backend.written) == sorted(h.hit_id for h in good)
+    assert [p.name for p in tmp_path.iterdir()] == ["bad-spool-00000000000000000001-bad.jsonl"]
+    asyncio.run(sink.close())

@@ -163,7 +163,11 @@ class BufferedSink:
             self._thread.start()
 
     def _run(self) -> None:
-        asyncio.run(self._main())
+        try:
+            asyncio.run(self._main())
+        except Exception:
+            # The next write starts a new writer; the queue and the spool keep the hits.
+            logger.exception("%s: writer stopped", self.backend.name)
 
     async def _main(self) -> None:
         deadline: float | None = None
@@ -173,10 +177,8 @@ class BufferedSink:
                     deadline = time.monotonic() + self.close_timeout
                 if deadline is not None and time.monotonic() > deadline:
                     return
-                for path in self.spool.files():
-                    if not await self._write_with_retry(Spool.read(path), deadline):
-                        return
-                    path.unlink(missing_ok=True)
+                if not await self._drain_spool(deadline):
+                    return
                 batch = self._take()
                 if batch is None:
                     return
@@ -192,6 +194,24 @@ class BufferedSink:
                 self._in_flight = 0
                 self._cond.notify_all()
             await self.backend.close()
+
+    async def _drain_spool(self, deadline: float | None) -> bool:
+        """Write the spool files, oldest first; False if the deadline passed first."""
+        for path in self.spool.files():
+            try:
+                hits = Spool.read(path)
+            except FileNotFoundError:
+                continue  # another process sharing the spool took it
+            except (ValueError, TypeError, KeyError):
+                # Not ours to fix, not ours to drop: set it aside where a person will see it.
+                bad = path.with_name("bad-" + path.name)
+                path.replace(bad)
+                logger.error("%s: unreadable spool file moved to %s", self.backend.name, bad)
+                continue
+            if not await self._write_with_retry(hits, deadline):
+                return False
+            path.unlink(missing_ok=True)
+        return True
 
     def _take(self) -> list[Hit] | None:
         """The next batch; [] after a quiet interval; None when closing with nothing left."""
