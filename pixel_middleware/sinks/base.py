@@ -64,7 +64,7 @@ class Hit:
         return out
 
     def param(self, name: str) -> str | None:
-        return next((v for k, v in self.params() if k == name), None)
+        return first_value(self.params(), name)
 
     @property
     def page_name(self) -> str:
@@ -79,7 +79,7 @@ class Hit:
 
     def other_params(self) -> list[tuple[str, str]]:
         """The parameters without their own store column (``p``, ``eid``, ``cd``, ``nc``)."""
-        return [(k, v) for k, v in self.params() if k not in _COLUMN_PARAMS]
+        return without_columns(self.params())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +100,14 @@ class Hit:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+
+
+def first_value(params: list[tuple[str, str]], name: str) -> str | None:
+    return next((v for k, v in params if k == name), None)
+
+
+def without_columns(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in params if k not in _COLUMN_PARAMS]
 
 
 def _raw_pairs(query: str) -> list[tuple[str, str]]:

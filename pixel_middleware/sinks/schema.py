@@ -10,7 +10,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .base import Hit
+from .base import Hit, first_value, without_columns
 
 SCHEMA_VERSION = 1
 TABLE = "pixel_hits"
@@ -59,6 +59,7 @@ def migrations(dialect: str, step: int) -> list[str]:
 
 def row(hit: Hit) -> tuple[Any, ...]:
     """The column values of ``hit``, in ``COLUMNS`` order; ``received_at`` as UTC datetime."""
+    params = hit.params()  # parsed once for the three columns that come from it
     return (
         hit.hit_id,
         datetime.fromtimestamp(hit.received_at, UTC),
@@ -67,8 +68,8 @@ def row(hit: Hit) -> tuple[Any, ...]:
         hit.anonymous,
         hit.ever_id,
         hit.session_id,
-        hit.customer_id,
-        json.dumps(hit.other_params(), separators=(",", ":"), ensure_ascii=False),
+        first_value(params, "cd"),
+        json.dumps(without_columns(params), separators=(",", ":"), ensure_ascii=False),
         hit.ip,
         hit.user_agent,
         hit.query,
