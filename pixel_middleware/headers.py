@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .request_info import first_header
+from .request_info import first_header, header_values
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -95,4 +95,4 @@ def after_injection(headers: Sequence[tuple[bytes, bytes]], body_length: int) ->
 
 
 def header_values_text(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
-    return [v.decode("latin-1") for k, v in headers if k.lower() == name]
+    return [value.decode("latin-1") for value in header_values(headers, name)]

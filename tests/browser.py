@@ -106,9 +106,14 @@ def _is_pixel(request: Request) -> bool:
     return f"/_pixel/{TRACK_ID}/wt?" in request.url
 
 
-def open_tab(browser: Browser, base: str, **context_options: Any) -> Tab:
+@contextmanager
+def open_tab(browser: Browser, base: str, **context_options: Any) -> Iterator[Tab]:
+    """A fresh browser context (its own cookies) with one page, closed when the block ends."""
     context = browser.new_context(**context_options)
-    page = context.new_page()
-    tab = Tab(context, page, base)
-    page.on("request", lambda r: tab.sent.append(r) if _is_pixel(r) else None)
-    return tab
+    try:
+        page = context.new_page()
+        tab = Tab(context, page, base)
+        page.on("request", lambda r: tab.sent.append(r) if _is_pixel(r) else None)
+        yield tab
+    finally:
+        context.close()

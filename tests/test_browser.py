@@ -48,9 +48,8 @@ def opt_in_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture
 def tab(browser: Browser, opt_out_site: Site) -> Iterator[Tab]:
-    t = open_tab(browser, opt_out_site.url)
-    yield t
-    t.context.close()
+    with open_tab(browser, opt_out_site.url) as t:
+        yield t
 
 
 def assert_anonymous_request(params: dict[str, str]) -> None:
@@ -131,8 +130,7 @@ def test_opt_out_link_with_duration(tab: Tab) -> None:
 
 
 def test_opt_in_mode_story(browser: Browser, opt_in_site: Site) -> None:
-    tab = open_tab(browser, opt_in_site.url)
-    try:
+    with open_tab(browser, opt_in_site.url) as tab:
         assert_anonymous_request(tab.visit("/"))
         login(tab)
         assert_anonymous_request(tab.visit("/product/teapot"))
@@ -150,8 +148,6 @@ def test_opt_in_mode_story(browser: Browser, opt_in_site: Site) -> None:
         assert "miCookieOptOut" not in cookies and not set(IDS) & set(cookies)
         assert_anonymous_request(withdrawn)
         assert all(h["ever_id"] is None for h in opt_in_site.hits() if h["anonymous"])
-    finally:
-        tab.context.close()
 
 
 def test_javascript_api_in_opt_out_mode(tab: Tab) -> None:
@@ -183,8 +179,7 @@ def test_javascript_api_in_opt_out_mode(tab: Tab) -> None:
 def test_javascript_api_in_opt_in_mode_with_default_lifetime(
     browser: Browser, opt_in_site: Site
 ) -> None:
-    tab = open_tab(browser, opt_in_site.url)
-    try:
+    with open_tab(browser, opt_in_site.url) as tab:
         assert_anonymous_request(tab.visit("/"))
         tab.page.evaluate("pixelMiddleware.optout.setAnonymousCookie()")
         assert_expires_in(tab.cookies()["miCookieOptOut"], CHROME_CAP_DAYS * 1440)
@@ -194,19 +189,14 @@ def test_javascript_api_in_opt_in_mode_with_default_lifetime(
         tab.page.evaluate("pixelMiddleware.optout.deleteAnonymousCookie()")
         assert_anonymous_request(tab.run("pixelMiddleware.track('withdraw')"))
         assert not set(IDS) & set(tab.cookies())
-    finally:
-        tab.context.close()
 
 
 def test_global_privacy_control(browser: Browser, opt_out_site: Site) -> None:
-    tab = open_tab(browser, opt_out_site.url, extra_http_headers={"Sec-GPC": "1"})
-    try:
+    with open_tab(browser, opt_out_site.url, extra_http_headers={"Sec-GPC": "1"}) as tab:
         login(tab)
         assert_anonymous_request(tab.visit("/product/teapot"))
         assert not set(IDS) & set(tab.cookies())
         assert "anonymously" in tab.page.inner_text("#state")
-    finally:
-        tab.context.close()
 
 
 def test_strict_csp_page_still_tracks(tab: Tab) -> None:
@@ -238,14 +228,11 @@ def test_shared_vectors_in_the_browser(tab: Tab) -> None:
 
 
 def test_image_request_when_there_is_no_beacon(browser: Browser, opt_out_site: Site) -> None:
-    tab = open_tab(browser, opt_out_site.url)
-    try:
+    with open_tab(browser, opt_out_site.url) as tab:
         tab.context.add_init_script("delete Navigator.prototype.sendBeacon")
         params = tab.visit("/product/teapot")
         assert tab.sent[-1].resource_type == "image" and tab.sent[-1].method == "GET"
         assert params["p"].startswith("600,product/teapot,1,")
-    finally:
-        tab.context.close()
 
 
 def test_beacon_is_used_where_available(tab: Tab) -> None:
@@ -279,18 +266,14 @@ def edge_site() -> Iterator[str]:
 
 
 def test_page_without_body_close_still_renders(browser: Browser, edge_site: str) -> None:
-    tab = open_tab(browser, edge_site)
-    try:
+    with open_tab(browser, edge_site) as tab:
         tab.page.goto(tab.base + "/nobody")
         assert tab.page.inner_text("#title") == "Unclosed"
         assert tab.page.query_selector("#pixel-middleware-config") is None
-    finally:
-        tab.context.close()
 
 
 def test_streamed_page_is_not_held_back(browser: Browser, edge_site: str) -> None:
-    tab = open_tab(browser, edge_site)
-    try:
+    with open_tab(browser, edge_site) as tab:
         tab.page.goto(tab.base + "/stream", wait_until="commit")
         # The rest of the page waits for /release: a buffering middleware would show nothing.
         tab.page.wait_for_selector("#first", timeout=10_000)
@@ -298,49 +281,45 @@ def test_streamed_page_is_not_held_back(browser: Browser, edge_site: str) -> Non
         with urllib.request.urlopen(tab.base + "/release", timeout=10) as r:  # noqa: S310
             assert r.read() == b"released"
         tab.page.wait_for_selector("#second", timeout=10_000)
-    finally:
-        tab.context.close()
 
 
 def test_server_side_page_views_are_not_counted_twice(
     browser: Browser, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    with demo_site(tmp_path_factory.mktemp("ssr"), "opt-out", server_side_page_views=True) as site:
-        tab = open_tab(browser, site.url)
-        try:
-            for path in ("/", "/product/teapot", "/privacy"):
-                tab.page.goto(tab.base + path)
-                tab.page.wait_for_function("window.pixelMiddleware !== undefined")
-            tab.page.goto(tab.base + "/product/kettle")
+    with (
+        demo_site(tmp_path_factory.mktemp("ssr"), "opt-out", server_side_page_views=True) as site,
+        open_tab(browser, site.url) as tab,
+    ):
+        for path in ("/", "/product/teapot", "/privacy"):
+            tab.page.goto(tab.base + path)
             tab.page.wait_for_function("window.pixelMiddleware !== undefined")
-            clicked = tab.run("document.querySelector('#buy').click()")
-            assert clicked["ct"] == "add-to-basket"
-            page_requests = [p for p in tab.pixel_requests() if "ct" not in dict(p)]
-            assert page_requests == []  # the browser sent events only
-            rows = site.hits()
-            pages = [r["page_name"] for r in rows if "ct=" not in r["query"]]
-            assert pages == ["home", "product/teapot", "privacy", "product/kettle"]
-            assert len(rows) == 5
-        finally:
-            tab.context.close()
+        tab.page.goto(tab.base + "/product/kettle")
+        tab.page.wait_for_function("window.pixelMiddleware !== undefined")
+        clicked = tab.run("document.querySelector('#buy').click()")
+        assert clicked["ct"] == "add-to-basket"
+        page_requests = [p for p in tab.pixel_requests() if "ct" not in dict(p)]
+        assert page_requests == []  # the browser sent events only
+        rows = site.hits()
+        pages = [r["page_name"] for r in rows if "ct=" not in r["query"]]
+        assert pages == ["home", "product/teapot", "privacy", "product/kettle"]
+        assert len(rows) == 5
 
 
 def test_https_cookies_are_secure(
     browser: Browser, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    with demo_site(tmp_path_factory.mktemp("tls"), "opt-out", tls=True) as site:
-        tab = open_tab(browser, site.url, ignore_https_errors=True)
-        try:
-            tab.visit("/privacy")
-            cookies = tab.cookies()
-            assert cookies["wtstp_eid"]["secure"] and cookies["wtstp_sid"]["secure"]
-            tab.click("text=Track me anonymously for 1 hour")
-            assert tab.cookies()["miCookieOptOut"]["secure"]  # written by the server
-            tab.page.evaluate("pixelMiddleware.optout.deleteAnonymousCookie()")
-            assert "miCookieOptOut" not in tab.cookies()
-            tab.page.evaluate("pixelMiddleware.optout.setAnonymousCookie(5)")
-            choice = tab.cookies()["miCookieOptOut"]
-            assert choice["secure"] and choice["sameSite"] == "Lax"  # written by the script
-            assert_expires_in(choice, 5)
-        finally:
-            tab.context.close()
+    with (
+        demo_site(tmp_path_factory.mktemp("tls"), "opt-out", tls=True) as site,
+        open_tab(browser, site.url, ignore_https_errors=True) as tab,
+    ):
+        tab.visit("/privacy")
+        cookies = tab.cookies()
+        assert cookies["wtstp_eid"]["secure"] and cookies["wtstp_sid"]["secure"]
+        tab.click("text=Track me anonymously for 1 hour")
+        assert tab.cookies()["miCookieOptOut"]["secure"]  # written by the server
+        tab.page.evaluate("pixelMiddleware.optout.deleteAnonymousCookie()")
+        assert "miCookieOptOut" not in tab.cookies()
+        tab.page.evaluate("pixelMiddleware.optout.setAnonymousCookie(5)")
+        choice = tab.cookies()["miCookieOptOut"]
+        assert choice["secure"] and choice["sameSite"] == "Lax"  # written by the script
+        assert_expires_in(choice, 5)
