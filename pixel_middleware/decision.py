@@ -6,8 +6,7 @@ the README is exactly the code below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .settings import PixelSettings
 
@@ -15,8 +14,7 @@ Reason = Literal["disabled", "cookie", "no-cookie", "gpc", "unreadable-cookie"]
 Action = Literal["optout", "optin"]
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """Whether this request's visitor is anonymous, and why.
 
     ``choice_made`` is true when the visitor's cookie records an explicit choice; the cookie cannot
@@ -46,20 +44,32 @@ def decide(
     in (possible only in opt-in mode, where the cookie records agreement), and a Cookie header too
     large or broken to read fails closed, to anonymous.
     """
-    if not settings.enable_anonymous_function:
-        return Decision(anonymous=False, choice_made=False, reason="disabled")
     if not cookies_readable:
+        if not settings.enable_anonymous_function:
+            return _DISABLED
         return Decision(anonymous=True, choice_made=False, reason="unreadable-cookie")
-    present = cookie_present(cookie_value)
+    return decide_present(settings, cookie_present(cookie_value), gpc=gpc)
+
+
+def decide_present(settings: PixelSettings, present: bool, *, gpc: bool = False) -> Decision:
+    """The rule for a known cookie state: what a request carried, or what a toggle just wrote."""
+    if not settings.enable_anonymous_function:
+        return _DISABLED
     if settings.anonymous_opt_in:
-        if present:
-            return Decision(anonymous=False, choice_made=True, reason="cookie")
-        return Decision(anonymous=True, choice_made=False, reason="no-cookie")
+        return _OPTED_IN if present else _NOT_OPTED_IN
     if present:
-        return Decision(anonymous=True, choice_made=True, reason="cookie")
+        return _OPTED_OUT
     if gpc and settings.honor_global_privacy_control:
-        return Decision(anonymous=True, choice_made=False, reason="gpc")
-    return Decision(anonymous=False, choice_made=False, reason="no-cookie")
+        return _GPC
+    return _NOT_OPTED_OUT
+
+
+_DISABLED = Decision(anonymous=False, choice_made=False, reason="disabled")
+_OPTED_IN = Decision(anonymous=False, choice_made=True, reason="cookie")
+_NOT_OPTED_IN = Decision(anonymous=True, choice_made=False, reason="no-cookie")
+_OPTED_OUT = Decision(anonymous=True, choice_made=True, reason="cookie")
+_GPC = Decision(anonymous=True, choice_made=False, reason="gpc")
+_NOT_OPTED_OUT = Decision(anonymous=False, choice_made=False, reason="no-cookie")
 
 
 def cookie_write_for(settings: PixelSettings, action: Action) -> bool:

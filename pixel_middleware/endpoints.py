@@ -19,17 +19,18 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.types import Receive, Scope, Send
 
 from . import wire
-from .decision import Action, decide
+from .cookies import CookieWrite, set_cookie_lines
+from .decision import Action, decide_present
 from .hits import make_hit
 from .identity import (
     IdentityState,
-    anonymous_cookie_line,
-    identity_cookie_lines,
+    anonymous_cookie_write,
+    identity_writes,
     plan_identity,
     valid_ever_id,
     valid_session_id,
 )
-from .request_info import RequestInfo, decision_for, read_request, secure_cookies
+from .request_info import RequestInfo, read_request
 from .resources import static_dir
 from .settings import PixelSettings
 from .sinks import Hit, Sink
@@ -156,29 +157,23 @@ class Endpoints:
             )
         except ToggleError as exc:
             return _text(400, f"toggle refused: {exc}")
-        before = decision_for(s, request)
-        after = decide(
-            s, "1" if toggle.write_cookie else None, gpc=request.gpc, cookies_readable=True
-        )
+        before = request.decision
+        after = decide_present(s, toggle.write_cookie, gpc=request.gpc)
         # A changed choice starts a new visit: new everID and session, as Snowplow does.
         identity = plan_identity(
-            s, request.jar, anonymous=after.anonymous, rotate=before.anonymous != after.anonymous
+            request.cookies,
+            anonymous=after.anonymous,
+            rotate=before.anonymous != after.anonymous,
         )
-        secure = secure_cookies(s, request)
         response = Response(status_code=303, headers={"location": toggle.next, **_NO_STORE})
-        lines = [
-            anonymous_cookie_line(
-                s, write=toggle.write_cookie, minutes=toggle.minutes, secure=secure
-            ),
-            *identity_cookie_lines(s, identity, secure=secure),
-        ]
-        _add_cookies(response, lines)
+        choice = anonymous_cookie_write(s, write=toggle.write_cookie, minutes=toggle.minutes)
+        self._add_cookies(response, request, [choice, *identity_writes(s, identity)])
         return response
 
     def status(self, request: RequestInfo) -> Response:
         if request.method not in ("GET", "HEAD"):
             return _text(405, "use GET", allow="GET, HEAD")
-        decision = decision_for(self.settings, request)
+        decision = request.decision
         body: dict[str, Any] = {
             "enabled": self.settings.enable_anonymous_function,
             "mode": self.settings.mode,
@@ -243,8 +238,8 @@ class Endpoints:
             params = wire.parse_query(raw)
         except wire.WireError as exc:
             return _text(400, f"not a pixel request: {exc}")
-        decision = decision_for(self.settings, request)
-        identity = plan_identity(self.settings, request.jar, anonymous=decision.anonymous)
+        decision = request.decision
+        identity = plan_identity(request.cookies, anonymous=decision.anonymous)
         anonymous = _anonymous(decision.anonymous, params)
         hit = make_hit(
             self.settings, request, track_id, params, anonymous=anonymous, identity=identity
@@ -252,12 +247,7 @@ class Endpoints:
         if not await self._store([hit]):
             return _text(503, "could not store the hit; try again")
         response = Response(GIF, media_type="image/gif", headers=_NO_STORE)
-        _add_cookies(
-            response,
-            identity_cookie_lines(
-                self.settings, identity, secure=secure_cookies(self.settings, request)
-            ),
-        )
+        self._add_cookies(response, request, identity_writes(self.settings, identity))
         return response
 
     async def batch(
@@ -286,10 +276,10 @@ class Endpoints:
                 parsed.append(wire.parse_batch_line(line))
             except wire.WireError as exc:
                 return _text(400, f"line {number}: {exc}; nothing was stored")
-        decision = decision_for(self.settings, request)
+        decision = request.decision
         # No new identifiers here: a batch may come from a server for many visitors.
-        cookie_eid = request.jar.get(self.settings.ever_id_cookie_name)
-        cookie_sid = request.jar.get(self.settings.session_cookie_name)
+        cookie_eid = request.cookies.ever_id
+        cookie_sid = request.cookies.session_id
         hits = []
         for params in parsed:
             anonymous = _anonymous(decision.anonymous, params)
@@ -307,6 +297,12 @@ class Endpoints:
         if not await self._store(hits):
             return _text(503, "could not store the batch; try again")
         return Response(status_code=204, headers=_NO_STORE)
+
+    def _add_cookies(
+        self, response: Response, request: RequestInfo, writes: Sequence[CookieWrite]
+    ) -> None:
+        lines = set_cookie_lines(writes, secure=request.secure, domain=self.settings.cookie_domain)
+        response.raw_headers.extend((b"set-cookie", line) for line in lines)
 
     async def _store(self, hits: list[Hit]) -> bool:
         try:
@@ -339,8 +335,3 @@ def _anonymous(visitor_anonymous: bool, params: Sequence[tuple[str, str]]) -> bo
 def _query(scope: Scope) -> str:
     raw: bytes = scope.get("query_string", b"")
     return raw.decode("latin-1")
-
-
-def _add_cookies(response: Response, lines: Sequence[bytes]) -> None:
-    for line in lines:
-        response.raw_headers.append((b"set-cookie", line))

@@ -1,67 +1,88 @@
-"""Pure edits of ASGI response header lists.
+"""Response headers: read once into a plan, and the edits the rewrite makes. Pure.
 
-Each returns a new list: the app's own list is never changed in place.
+Every function returns a new list: the app's own header list is never changed in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
-from .request_info import first_header, header_values
+from collections.abc import Sequence
 
 Headers = list[tuple[bytes, bytes]]
 
 _HTML_TYPES = (b"text/html", b"application/xhtml+xml")
 
 
+class ResponsePlan:
+    """What the rewrite needs to know of a response, from one pass over its headers.
+
+    Headers that may be repeated (``Cache-Control``, ``Content-Security-Policy``) are read as the
+    one comma- or semicolon-joined list HTTP says they are.
+    """
+
+    __slots__ = (
+        "attachment",
+        "cache_control",
+        "content_length",
+        "csp",
+        "encoding",
+        "headers",
+        "html",
+        "status",
+    )
+
+    def __init__(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        self.headers = headers
+        self.html = False
+        self.encoding = b""
+        self.attachment = False
+        self.content_length: int | None = None
+        cache_control: list[bytes] = []
+        csp: list[bytes] = []
+        for key, value in headers:
+            name = key.lower()
+            if name == b"content-type":
+                self.html = value.split(b";", 1)[0].strip().lower() in _HTML_TYPES
+            elif name == b"content-length":
+                text = value.strip()
+                self.content_length = int(text) if text.isdigit() else None
+            elif name == b"content-encoding":
+                self.encoding = value.strip().lower()
+            elif name == b"content-disposition":
+                self.attachment = value.strip().lower().startswith(b"attachment")
+            elif name == b"cache-control":
+                cache_control.append(value)
+            elif name == b"content-security-policy":
+                csp.append(value)
+        self.cache_control = b",".join(cache_control).decode("latin-1").lower()
+        self.csp = b"; ".join(csp).decode("latin-1") if csp else None
+
+    @property
+    def page(self) -> bool:
+        """A 200 HTML page that is not a download: one a browser shows, and counts."""
+        return self.status == 200 and self.html and not self.attachment
+
+    def injectable(self, method: str) -> bool:
+        """Whether the snippet may go in (DESIGN §6), before the body is seen.
+
+        gzip is allowed: the body is inflated, injected and compressed again. Any other encoding,
+        and every response that is not a plain 200 HTML page, passes through untouched.
+        """
+        return self.page and method != "HEAD" and self.encoding in (b"", b"identity", b"gzip")
+
+    @property
+    def gzipped(self) -> bool:
+        return self.encoding == b"gzip"
+
+    @property
+    def publicly_cacheable(self) -> bool:
+        """A response a shared cache may keep: it must not carry a new identifier cookie."""
+        directives = {part.strip().split("=", 1)[0] for part in self.cache_control.split(",")}
+        return bool(directives & {"public", "s-maxage"}) and "private" not in directives
+
+
 def with_cookies(headers: Sequence[tuple[bytes, bytes]], lines: Sequence[bytes]) -> Headers:
     return [*headers, *((b"set-cookie", line) for line in lines)]
-
-
-def media_type(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
-    value = first_header(headers, b"content-type") or ""
-    return value.split(";", 1)[0].strip().lower().encode("latin-1")
-
-
-def is_html(headers: Sequence[tuple[bytes, bytes]]) -> bool:
-    return media_type(headers) in _HTML_TYPES
-
-
-def content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
-    value = first_header(headers, b"content-length")
-    if value is None or not value.strip().isdigit():
-        return None
-    return int(value)
-
-
-def content_encoding(headers: Sequence[tuple[bytes, bytes]]) -> str:
-    return (first_header(headers, b"content-encoding") or "").strip().lower()
-
-
-def injectable(status: int, method: str, headers: Sequence[tuple[bytes, bytes]]) -> bool:
-    """Whether a response may get the snippet (DESIGN §6), before its body is seen.
-
-    gzip is allowed: the body is inflated, injected and compressed again. Any other encoding, and
-    every response that is not a plain 200 HTML page, passes through untouched.
-    """
-    if status != 200 or method == "HEAD" or not is_html(headers):
-        return False
-    if content_encoding(headers) not in ("", "identity", "gzip"):
-        return False
-    return not is_attachment(headers)
-
-
-def is_attachment(headers: Sequence[tuple[bytes, bytes]]) -> bool:
-    """A download, not a page: ``Content-Disposition: attachment``."""
-    disposition = (first_header(headers, b"content-disposition") or "").strip().lower()
-    return disposition.startswith("attachment")
-
-
-def publicly_cacheable(headers: Sequence[tuple[bytes, bytes]]) -> bool:
-    """A response a shared cache may keep: it must not carry a new identifier cookie."""
-    value = (first_header(headers, b"cache-control") or "").lower()
-    directives = {part.strip().split("=", 1)[0] for part in value.split(",")}
-    return bool(directives & {"public", "s-maxage"}) and "private" not in directives
 
 
 def after_injection(headers: Sequence[tuple[bytes, bytes]], body_length: int) -> Headers:
@@ -92,7 +113,3 @@ def after_injection(headers: Sequence[tuple[bytes, bytes]], body_length: int) ->
         vary += [name for name in ("Cookie", "Sec-GPC") if name.lower() not in present]
     out.append((b"vary", ", ".join(vary).encode("latin-1")))
     return out
-
-
-def header_values_text(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
-    return [value.decode("latin-1") for value in header_values(headers, name)]

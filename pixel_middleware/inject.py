@@ -1,54 +1,89 @@
-"""Finding where the snippet goes in an HTML page, and rendering it. Bytes in, bytes out.
+"""Finding where the snippet goes in an HTML page. Bytes in, bytes out.
 
 The page is never decoded: its encoding is the application's business, and the markers searched
-for are ASCII in every encoding a browser would accept for HTML.
+for are ASCII in every encoding a browser would accept for HTML. A page held in several chunks is
+searched chunk by chunk, so it is never joined or copied just to find ``</body>``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
-from typing import Any
-
-from markupsafe import Markup
-
-from .resources import environment
-from .visitor import Visitor
+from collections.abc import Sequence
 
 _NONCE_RE = re.compile(r"'nonce-([A-Za-z0-9+/_=-]+)'")
-# Inside <script type="application/json"> only "</script" could end the block early; escaping
-# every <, > and & also keeps the JSON inert if someone moves it into an attribute or HTML.
-_JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+_MARKER = b"</body"
+# ``</body>`` is almost always among the last few closing tags: look at this many ``</`` from the
+# end before falling back to a full case-insensitive scan.
+_CANDIDATES = 64
 
 
-_TAIL = 65_536
+def _last_in(chunk: bytes) -> int:
+    """Index of the last ``</body`` (any case) in one chunk, or -1."""
+    end = len(chunk)
+    for _ in range(_CANDIDATES):
+        index = chunk.rfind(b"</", 0, end)
+        if index < 0:
+            return -1
+        if chunk[index + 2 : index + 6].lower() == b"body":
+            return index
+        end = index
+    return chunk[:end].lower().rfind(_MARKER)
 
 
-def body_close_index(page: bytes) -> int | None:
-    """Index of the last ``</body`` (any case), or None when the page has none.
+def body_close_position(chunks: Sequence[bytes]) -> tuple[int, int] | None:
+    """``(chunk, offset)`` of the last ``</body`` (any case) across ``chunks``, or None.
 
-    ``</body>`` is almost always near the end: lower-casing only the tail first spares a copy of
-    a large page. The head is searched (overlapping the tail by the marker's length) only when
-    the tail has no match.
+    A marker cut between two chunks is found too. Tiny chunks (shorter than the marker) are
+    joined first: they are rare and small, so that costs nothing that matters.
     """
-    tail_start = max(0, len(page) - _TAIL)
-    index = page[tail_start:].lower().rfind(b"</body")
-    if index >= 0:
-        return tail_start + index
-    if tail_start == 0:
-        return None
-    index = page[: tail_start + 5].lower().rfind(b"</body")
-    return None if index < 0 else index
+    if any(0 < len(c) < len(_MARKER) for c in chunks):
+        joined = b"".join(chunks)
+        index = _last_in(joined)
+        return None if index < 0 else _locate(chunks, index)
+    width = len(_MARKER) - 1
+    following = b""
+    for number in range(len(chunks) - 1, -1, -1):
+        chunk = chunks[number]
+        if not chunk:
+            continue
+        if following:
+            # A marker that starts in this chunk's last bytes and ends in the next one.
+            seam = chunk[-width:] + following[:width]
+            index = seam.lower().rfind(_MARKER)
+            if index >= 0:
+                return number, len(chunk) - width + index
+        index = _last_in(chunk)
+        if index >= 0:
+            return number, index
+        following = chunk
+    return None
 
 
-def insert_before_body_close(page: bytes, snippet: bytes) -> bytes | None:
-    """The page with ``snippet`` before its last ``</body>``, or None to leave the page alone."""
-    index = body_close_index(page)
-    if index is None:
-        return None
-    view = memoryview(page)  # join the two halves without copying them first
-    return b"".join((view[:index], snippet, view[index:]))
+def _locate(chunks: Sequence[bytes], index: int) -> tuple[int, int]:
+    """Turn an index into the joined chunks into ``(chunk, offset)``."""
+    for number, chunk in enumerate(chunks):
+        if index < len(chunk):
+            return number, index
+        index -= len(chunk)
+    raise IndexError("index past the end of the chunks")
+
+
+def splice(chunks: Sequence[bytes], position: tuple[int, int], snippet: bytes) -> list[bytes]:
+    """``chunks`` with ``snippet`` inserted at ``position`` (from :func:`body_close_position`).
+
+    Only the chunk that holds the insertion point is rebuilt; the others are the app's own bytes.
+    """
+    number, offset = position
+    view = memoryview(chunks[number])  # one copy of this chunk, not three
+    rebuilt = b"".join((view[:offset], snippet, view[offset:]))
+    return [*chunks[:number], rebuilt, *chunks[number + 1 :]]
+
+
+def insert_before_body_close(chunks: Sequence[bytes], snippet: bytes) -> list[bytes] | None:
+    """The page's chunks with ``snippet`` before the last ``</body>``, or None to leave it alone."""
+    position = body_close_position(chunks)
+    return None if position is None else splice(chunks, position, snippet)
 
 
 def csp_nonce(csp_header: str | None) -> str | None:
@@ -63,23 +98,6 @@ def csp_nonce(csp_header: str | None) -> str | None:
                 if match:
                     return match.group(1)
     return None
-
-
-def config_json(config: dict[str, Any]) -> Markup:
-    text = json.dumps(config, separators=(",", ":"), ensure_ascii=True).translate(_JSON_ESCAPES)
-    return Markup(text)  # noqa: S704 - escaped above for a JSON script block
-
-
-def render_snippet(visitor: Visitor, *, nonce: str | None = None) -> str:
-    """The config block, the external script and the <noscript> pixel for this visitor."""
-    template = environment().get_template("pixel/snippet.html")
-    return template.render(
-        config_json=config_json(visitor.config()),
-        script_url=f"{visitor.settings.prefix}/pixel.js",
-        nonce=nonce,
-        # A page counted on the server gets no <noscript> pixel: it would count it twice.
-        pixel_url=None if visitor.settings.server_side_page_views else visitor.pixel_url(),
-    )
 
 
 def gunzip(data: bytes, *, limit: int) -> bytes | None:

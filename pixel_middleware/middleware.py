@@ -1,7 +1,9 @@
-"""The ASGI middleware: reads the request, hands the app a visitor, rewrites the response.
+"""The ASGI middleware: hands the app a visitor, rewrites HTML responses, passes the rest.
 
 Everything it decides comes from the pure modules; this file only moves messages. State for one
-request lives in a ``_Response`` object made per call, never on the middleware.
+request lives in objects made per call, never on the middleware. Nothing about the visitor is
+worked out until something needs it: a JSON, file or redirect response the app made without
+asking for the visitor passes through with no cookie parsed and no header added.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-from . import headers as h
+from .cookies import set_cookie_lines
 from .endpoints import Endpoints
+from .headers import ResponsePlan, after_injection, with_cookies
 from .hits import make_hit
-from .identity import identity_cookie_lines
-from .inject import csp_nonce, gunzip, gzip_bytes, insert_before_body_close, render_snippet
-from .request_info import RequestInfo, make_visitor, read_request, secure_cookies
+from .identity import identity_writes
+from .inject import body_close_position, csp_nonce, gunzip, gzip_bytes, splice
+from .request_info import RequestInfo
 from .settings import PixelSettings
 from .sinks import Sink, build_sink
-from .visitor import Visitor
+from .snippet import compiled
+from .visitor import Visitor, visitor_for
 
 logger = logging.getLogger("pixel_middleware")
 
@@ -47,8 +51,8 @@ class PixelMiddleware:
     variables; ``sink`` (where hits go) defaults to what the settings ask for
     (:func:`~pixel_middleware.sinks.build_sink`: the SQLite store unless configured
     otherwise). Requests under ``settings.prefix`` are answered here; every other request
-    reaches ``app`` with ``scope["state"]["pixel"]`` set to a
-    :class:`~pixel_middleware.visitor.Visitor`.
+    reaches ``app`` with ``scope["state"]["pixel"]`` holding a
+    :class:`~pixel_middleware.visitor.Visitor`, made the first time it is read.
     """
 
     def __init__(
@@ -58,23 +62,28 @@ class PixelMiddleware:
         self.settings = settings if settings is not None else default_settings()
         self.sink: Sink = sink if sink is not None else build_sink(self.settings)
         self.endpoints = Endpoints(self.settings, self.sink)
+        self._prefix = self.settings.prefix
+        self._prefix_slash = self._prefix + "/"
+        self._excluded = self.settings.exclude_paths
+        self._snippet = compiled(self.settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(scope, receive, send)
-            return
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        prefix = self.settings.prefix
-        if path == prefix or path.startswith(prefix + "/"):
+        if path.startswith(self._prefix_slash) or path == self._prefix:
             await self.endpoints(scope, receive, send)
             return
-        request = read_request(scope, self.settings)
-        visitor = make_visitor(self.settings, request)
-        scope.setdefault("state", {})["pixel"] = visitor
-        response = _Response(self.settings, request, visitor, send, self.sink)
+        if self._excluded and path.startswith(self._excluded):
+            await self.app(scope, receive, send)
+            return
+        state = _State(scope, self.settings)
+        scope["state"] = state
+        response = _Response(self, state, send)
         await self.app(scope, receive, response.send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,23 +123,58 @@ class PixelMiddleware:
                 return
 
 
+class _State(dict[str, Any]):
+    """``scope["state"]`` whose ``"pixel"`` entry is the visitor, made when first read.
+
+    Starlette's ``request.state.pixel``, Django's ``request.scope["state"]["pixel"]``,
+    ``get_visitor`` and the template helpers all read it the same way.
+    """
+
+    __slots__ = ("_scope", "_settings", "request")
+
+    def __init__(self, scope: Scope, settings: PixelSettings) -> None:
+        super().__init__(scope.get("state") or ())
+        self._scope = scope
+        self._settings = settings
+        self.request: RequestInfo | None = None
+
+    def __missing__(self, key: str) -> Any:
+        if key != "pixel":
+            raise KeyError(key)
+        self.request = RequestInfo(self._scope, self._settings)
+        visitor = visitor_for(self.request)
+        self["pixel"] = visitor
+        return visitor
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "pixel":
+            return self["pixel"]
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key == "pixel" or super().__contains__(key)
+
+    @property
+    def visitor(self) -> Visitor:
+        visitor: Visitor = self["pixel"]
+        return visitor
+
+    @property
+    def visitor_made(self) -> bool:
+        return self.request is not None
+
+
 class _Response:
     """One response on its way out: passes through, or is held, injected and released."""
 
-    def __init__(
-        self,
-        settings: PixelSettings,
-        request: RequestInfo,
-        visitor: Visitor,
-        send: Send,
-        sink: Sink,
-    ) -> None:
-        self.settings = settings
-        self.sink = sink
-        self.request = request
-        self.visitor = visitor
+    __slots__ = ("_send", "chunks", "middleware", "passthrough", "plan", "size", "start", "state")
+
+    def __init__(self, middleware: PixelMiddleware, state: _State, send: Send) -> None:
+        self.middleware = middleware
+        self.state = state
         self._send = send
         self.start: Message | None = None  # held while the body may still be rewritten
+        self.plan: ResponsePlan | None = None
         self.chunks: list[bytes] = []
         self.size = 0
         self.passthrough = False
@@ -149,100 +193,114 @@ class _Response:
                 await self._release()
             await self._send(message)
 
+    async def _on_start(self, message: Message) -> None:
+        mw = self.middleware
+        headers = message.get("headers", ())
+        if not (self.state.visitor_made or _html(headers)):
+            # The common case of an API: nothing to add, nothing to read. Pass it on as it is.
+            self.passthrough = True
+            await self._send(message)
+            return
+        plan = ResponsePlan(message.get("status", 200), headers)
+        method = self.state._scope.get("method", "GET")
+        if mw.settings.server_side_page_views and plan.page and method == "GET":
+            await self._record_page_view()
+        if mw.settings.inject and plan.injectable(method):
+            self.start, self.plan = message, plan
+            return
+        self.passthrough = True
+        await self._send(self._with_cookies(message, plan))
+
+    def _with_cookies(self, message: Message, plan: ResponsePlan) -> Message:
+        """``message`` with the identifier cookies of the visitor, if one was made."""
+        if not self.state.visitor_made:
+            return message
+        settings = self.middleware.settings
+        writes = identity_writes(settings, self.state.visitor.identity)
+        if writes and plan.publicly_cacheable:
+            # A shared cache would hand this visitor's new everID to everyone: write it later.
+            writes = [w for w in writes if w.expires]
+        if not writes:
+            return message
+        request = self.state.request
+        assert request is not None
+        lines = set_cookie_lines(writes, secure=request.secure, domain=settings.cookie_domain)
+        return {**message, "headers": with_cookies(message.get("headers", ()), lines)}
+
     async def _record_page_view(self) -> None:
         """Count this page on the server (no browser script needed), as the visitor allows."""
-        visitor = self.visitor
+        visitor = self.state.visitor
+        request = self.state.request
+        assert request is not None
+        mw = self.middleware
         hit = make_hit(
-            self.settings,
-            self.request,
-            self.settings.track_id,
+            mw.settings,
+            request,
+            mw.settings.track_id,
             visitor.page_params(with_identity=True),
             anonymous=visitor.anonymous,
             identity=visitor.identity,
         )
         try:
-            await self.sink.write([hit])
+            await mw.sink.write([hit])
         except Exception:
             # The page itself must not fail because its page view could not be stored.
             logger.exception("pixel sink failed to write a server-side page view")
 
-    def _start_headers(self, message: Message) -> h.Headers:
-        headers = list(message.get("headers", ()))
-        lines = identity_cookie_lines(
-            self.settings,
-            self.visitor.identity,
-            secure=secure_cookies(self.settings, self.request),
-        )
-        if lines and h.publicly_cacheable(headers):
-            # A shared cache would hand this visitor's new everID to everyone: write it later.
-            lines = [line for line in lines if b"Max-Age=0" in line]
-        return h.with_cookies(headers, lines)
-
-    async def _on_start(self, message: Message) -> None:
-        headers = self._start_headers(message)
-        message = {**message, "headers": headers}
-        status = message.get("status", 200)
-        if (
-            self.settings.server_side_page_views
-            and status == 200
-            and self.request.method == "GET"
-            and h.is_html(headers)
-            and not h.is_attachment(headers)
-        ):
-            await self._record_page_view()
-        if self.settings.inject and h.injectable(status, self.request.method, headers):
-            self.start = message
-            return
-        self.passthrough = True
-        await self._send(message)
-
     async def _on_body(self, message: Message) -> None:
-        assert self.start is not None
+        assert self.start is not None and self.plan is not None
         body: bytes = message.get("body", b"")
         more = bool(message.get("more_body", False))
-        declared = h.content_length(self.start["headers"])
-        if declared is None and more and not self.chunks:
+        if self.plan.content_length is None and more and not self.chunks:
             # A stream: forward it as it comes; such a page places the snippet itself.
             await self._release()
             await self._send(message)
             return
-        self.chunks.append(body)
-        self.size += len(body)
-        if self.size > self.settings.max_inject_bytes:
+        if body:
+            self.chunks.append(body)
+            self.size += len(body)
+        if self.size > self.middleware.settings.max_inject_bytes:
             await self._release(more_body=more)
             return
         if more:
             return
-        page = b"".join(self.chunks)
-        start = self.start
-        self.start = None
-        self.passthrough = True
-        rewritten = self._inject(page, start["headers"])
+        start, plan, chunks = self.start, self.plan, self.chunks
+        self.start, self.chunks, self.passthrough = None, [], True
+        rewritten = self._inject(chunks, plan)
         if rewritten is None:
-            await self._send(start)
-            await self._send({"type": "http.response.body", "body": page})
+            await self._send(self._with_cookies(start, plan))
+            await self._send_chunks(chunks)
             return
-        await self._send({**start, "headers": h.after_injection(start["headers"], len(rewritten))})
-        await self._send({"type": "http.response.body", "body": rewritten})
+        length = sum(len(c) for c in rewritten)
+        headers = after_injection(plan.headers, length)
+        await self._send(self._with_cookies({**start, "headers": headers}, plan))
+        await self._send_chunks(rewritten)
 
-    def _inject(self, page: bytes, headers: h.Headers) -> bytes | None:
-        gzipped = h.content_encoding(headers) == "gzip"
-        html = gunzip(page, limit=self.settings.max_inject_bytes) if gzipped else page
-        if html is None:
-            return None
-        nonce = csp_nonce(self._response_csp(headers))
-        # The snippet is ASCII (JSON with \u escapes, percent-encoded URLs), so it fits a page in
-        # any ASCII-compatible charset without the page being decoded.
-        snippet = render_snippet(self.visitor, nonce=nonce).encode("ascii", "xmlcharrefreplace")
-        injected = insert_before_body_close(html, snippet)
-        if injected is None:
-            return None
-        return gzip_bytes(injected) if gzipped else injected
+    async def _send_chunks(self, chunks: list[bytes]) -> None:
+        """The page as the app's own chunks: no copy of the whole page is made to send it."""
+        last = len(chunks) - 1
+        if last < 0:
+            await self._send({"type": "http.response.body", "body": b""})
+        for number, chunk in enumerate(chunks):
+            await self._send(
+                {"type": "http.response.body", "body": chunk, "more_body": number < last}
+            )
 
-    @staticmethod
-    def _response_csp(headers: h.Headers) -> str | None:
-        values = h.header_values_text(headers, b"content-security-policy")
-        return "; ".join(values) if values else None
+    def _inject(self, chunks: list[bytes], plan: ResponsePlan) -> list[bytes] | None:
+        settings = self.middleware.settings
+        if plan.gzipped:
+            html = gunzip(b"".join(chunks), limit=settings.max_inject_bytes)
+            if html is None:
+                return None
+            chunks = [html]
+        # The insertion point is found before the visitor is made: a page with nowhere to put the
+        # snippet needs no visitor and gets no cookie.
+        position = body_close_position(chunks)
+        if position is None:
+            return None
+        snippet = self.middleware._snippet.render(self.state.visitor, nonce=csp_nonce(plan.csp))
+        injected = splice(chunks, position, snippet)
+        return [gzip_bytes(b"".join(injected))] if plan.gzipped else injected
 
     async def _release(self, *, more_body: bool = True) -> None:
         """Send what was held, unchanged, and stop rewriting.
@@ -250,15 +308,26 @@ class _Response:
         ``more_body`` says whether the app will still send body messages after the held ones.
         """
         self.passthrough = True
-        if self.start is not None:
+        if self.start is not None and self.plan is not None:
             start, self.start = self.start, None
-            await self._send(start)
-            if self.chunks:
-                body = b"".join(self.chunks)
+            await self._send(self._with_cookies(start, self.plan))
+            last = len(self.chunks) - 1
+            for number, chunk in enumerate(self.chunks):
                 await self._send(
-                    {"type": "http.response.body", "body": body, "more_body": more_body}
+                    {
+                        "type": "http.response.body",
+                        "body": chunk,
+                        "more_body": more_body or number < last,
+                    }
                 )
         self.chunks = []
+
+
+def _html(headers: Any) -> bool:
+    for key, value in headers:
+        if key.lower() == b"content-type":
+            return bool(value[:21].lower().startswith((b"text/html", b"application/xhtml+xml")))
+    return False
 
 
 def get_visitor(request_or_scope: Any) -> Visitor:

@@ -1,22 +1,35 @@
-"""What the middleware reads from an ASGI scope, read once and defensively.
+"""What the middleware reads from an ASGI scope: one pass over the headers, each fact once.
 
 Header names are compared in lower case whatever the server sent; values are decoded as Latin-1 so
-that no byte sequence can fail to decode.
+that no byte sequence can fail to decode. The cookies, the decision and the cookie security of a
+request are worked out here once and shared by the visitor and the endpoints.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass
 from typing import Any
 
-from . import wire
 from .addresses import client_ip
+from .cookies import PixelCookies, pixel_cookies
 from .decision import Decision, decide
-from .identity import CookieJar, parse_cookie_header
 from .settings import PixelSettings
-from .visitor import Visitor
+
+# The request headers any part of the package reads; everything else is skipped in the one pass.
+_READ = frozenset(
+    {
+        b"host",
+        b"sec-gpc",
+        b"referer",
+        b"user-agent",
+        b"x-forwarded-for",
+        b"origin",
+        b"sec-fetch-site",
+        b"content-type",
+        b"authorization",
+        b"if-none-match",
+    }
+)
 
 
 def header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
@@ -24,81 +37,104 @@ def header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[b
     return [value for key, value in headers if key.lower() == name]
 
 
-def first_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
-@dataclass(frozen=True, slots=True)
 class RequestInfo:
-    """The parts of a request the rules depend on."""
+    """The parts of one request the rules depend on, read in one pass over its headers.
 
-    method: str
-    path: str
-    scheme: str
-    host: str | None
-    headers: tuple[tuple[bytes, bytes], ...]
-    jar: CookieJar
-    gpc: bool
-    client_ip: str | None
+    The cookies, the decision and the client address are worked out on first use, then kept.
+    """
+
+    __slots__ = (
+        "_client_ip",
+        "_cookies",
+        "_decision",
+        "_headers",
+        "_peer",
+        "cookie_header",
+        "method",
+        "path",
+        "scheme",
+        "settings",
+    )
+
+    def __init__(self, scope: MutableMapping[str, Any], settings: PixelSettings) -> None:
+        self.settings = settings
+        self.method = str(scope.get("method", "GET")).upper()
+        self.path = str(scope.get("path", "/"))
+        self.scheme = str(scope.get("scheme", "http"))
+        headers: dict[bytes, str] = {}
+        cookies: list[str] = []
+        for key, value in scope.get("headers", ()):
+            name = key.lower()
+            if name == b"cookie":
+                cookies.append(value.decode("latin-1"))
+            elif name in _READ and name not in headers:
+                headers[name] = value.decode("latin-1")
+        self._headers = headers
+        # Several Cookie headers are legal over HTTP/2; they join with "; ".
+        self.cookie_header = "; ".join(cookies) if cookies else None
+        client = scope.get("client")
+        self._peer: str | None = str(client[0]) if client else None
+        self._cookies: PixelCookies | None = None
+        self._decision: Decision | None = None
+        self._client_ip: tuple[str | None] | None = None
 
     def header(self, name: str) -> str | None:
-        return first_header(self.headers, name.lower().encode("latin-1"))
+        """The first value of a header the package reads (see ``_READ``)."""
+        key = name.lower().encode("latin-1")
+        if key not in _READ:
+            raise KeyError(f"{name!r} is not read from requests; add it to _READ")
+        return self._headers.get(key)
+
+    @property
+    def host(self) -> str | None:
+        return self._headers.get(b"host")
 
     @property
     def https(self) -> bool:
         return self.scheme in ("https", "wss")
 
+    @property
+    def gpc(self) -> bool:
+        return self._headers.get(b"sec-gpc", "").strip() == "1"
+
+    @property
+    def cookies(self) -> PixelCookies:
+        if self._cookies is None:
+            s = self.settings
+            self._cookies = pixel_cookies(
+                self.cookie_header,
+                anonymous=s.anonymous_cookie_name,
+                ever_id=s.ever_id_cookie_name,
+                session_id=s.session_cookie_name,
+                max_length=s.max_cookie_header_bytes,
+            )
+        return self._cookies
+
+    @property
+    def decision(self) -> Decision:
+        if self._decision is None:
+            cookies = self.cookies
+            self._decision = decide(
+                self.settings, cookies.anonymous, gpc=self.gpc, cookies_readable=cookies.readable
+            )
+        return self._decision
+
+    @property
+    def secure(self) -> bool:
+        """Whether cookies written in answer to this request get ``Secure``."""
+        if self.settings.secure_cookies is not None:
+            return self.settings.secure_cookies
+        return self.https
+
+    @property
+    def client_ip(self) -> str | None:
+        if self._client_ip is None:
+            address = client_ip(
+                self._peer, self._headers.get(b"x-forwarded-for"), self.settings.trusted_proxies
+            )
+            self._client_ip = (address,)
+        return self._client_ip[0]
+
 
 def read_request(scope: MutableMapping[str, Any], settings: PixelSettings) -> RequestInfo:
-    headers = tuple((bytes(k), bytes(v)) for k, v in scope.get("headers", ()))
-    # Several Cookie headers are legal over HTTP/2; they join with "; ".
-    cookie_values = header_values(headers, b"cookie")
-    raw_cookie = b"; ".join(cookie_values) if cookie_values else None
-    client = scope.get("client")
-    peer = str(client[0]) if client else None
-    return RequestInfo(
-        method=str(scope.get("method", "GET")).upper(),
-        path=str(scope.get("path", "/")),
-        scheme=str(scope.get("scheme", "http")),
-        host=first_header(headers, b"host"),
-        headers=headers,
-        jar=parse_cookie_header(raw_cookie, max_bytes=settings.max_cookie_header_bytes),
-        gpc=(first_header(headers, b"sec-gpc") or "").strip() == "1",
-        client_ip=client_ip(
-            peer, first_header(headers, b"x-forwarded-for"), settings.trusted_proxies
-        ),
-    )
-
-
-def decision_for(settings: PixelSettings, request: RequestInfo) -> Decision:
-    return decide(
-        settings,
-        request.jar.get(settings.anonymous_cookie_name),
-        gpc=request.gpc,
-        cookies_readable=request.jar.readable,
-    )
-
-
-def secure_cookies(settings: PixelSettings, request: RequestInfo) -> bool:
-    if settings.secure_cookies is not None:
-        return settings.secure_cookies
-    return request.https
-
-
-def make_visitor(settings: PixelSettings, request: RequestInfo) -> Visitor:
-    """A page request's visitor, with the Smart Pixel's default page name (host+path)."""
-    host = request.host or ""
-    page_url = f"{request.scheme}://{host}{request.path}" if host else None
-    return Visitor(
-        settings,
-        decision_for(settings, request),
-        request.jar,
-        page_name=f"{host}{request.path}",
-        page_url=page_url,
-        referrer=wire.referrer_field(request.header("referer"), host or None),
-        time_ms=int(time.time() * 1000),
-        gpc=request.gpc,
-    )
+    return RequestInfo(scope, settings)

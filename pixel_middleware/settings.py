@@ -62,6 +62,8 @@ class PixelSettings:
     # None: Secure exactly when the request came over https.
     secure_cookies: bool | None = None
     prefix: str = "/_pixel"
+    # Path prefixes the middleware leaves alone: no visitor, no cookies, no injection.
+    exclude_paths: tuple[str, ...] = ()
     send_to_track_domain: bool = False
     inject: bool = True
     toggle_token_max_age: int = 30 * 24 * 3600
@@ -81,7 +83,7 @@ class PixelSettings:
     report_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("suppress_parameter", "trusted_proxies"):
+        for name in _NAME_LISTS:
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         _check_type(self)
@@ -142,6 +144,9 @@ class PixelSettings:
             raise ValueError(
                 f"prefix must look like '/_pixel' (no trailing slash), got {self.prefix!r}"
             )
+        for path in self.exclude_paths:
+            if not path.startswith("/"):
+                raise ValueError(f"exclude_paths entries must start with '/', got {path!r}")
 
     def _check_delivery(self) -> None:
         if self.store is not None and not self.store.startswith(STORE_SCHEMES):
@@ -193,7 +198,7 @@ class PixelSettings:
             if key not in valid:
                 raise _unknown("setting", key, valid)
         kwargs = dict(values)
-        for name in ("suppress_parameter", "trusted_proxies"):
+        for name in _NAME_LISTS:
             if name in kwargs:
                 kwargs[name] = _as_names(name, kwargs[name])
         return cls(**kwargs)
@@ -267,6 +272,7 @@ class PixelSettings:
         return cls.from_mapping(values)
 
 
+_NAME_LISTS = ("suppress_parameter", "trusted_proxies", "exclude_paths")
 _SMART_PIXEL_TOP = {"trackId": "track_id", "trackDomain": "track_domain"}
 _USER_IDENTIFICATION = {
     "enableAnonymousFunction": "enable_anonymous_function",
@@ -324,7 +330,7 @@ def _as_names(field_name: str, value: Any) -> tuple[str, ...]:
         items = tuple(value)
         if all(isinstance(v, str) for v in items):
             return items
-    raise ValueError(f"{field_name} must be a list of parameter names, got {value!r}")
+    raise ValueError(f"{field_name} must be a list of strings, got {value!r}")
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -13,9 +13,9 @@ import jinja2
 from markupsafe import Markup
 
 from .decision import Action
-from .inject import render_snippet
 from .resources import environment
 from .settings import PixelSettings
+from .snippet import compiled
 from .toggles import toggle_query, toggle_url
 from .visitor import Visitor
 
@@ -66,7 +66,8 @@ def _plain(text: str) -> str:
 
 def snippet(visitor: Visitor) -> Markup:
     """The tracking snippet for this visitor, for a page the middleware does not inject into."""
-    return Markup(render_snippet(visitor))  # noqa: S704 - rendered by an autoescaping environment
+    html = compiled(visitor.settings).render(visitor).decode("ascii")
+    return Markup(html)  # noqa: S704 - rendered from an autoescaping template
 
 
 def _request_visitor(context: Any) -> Visitor | None:

@@ -6,11 +6,14 @@ what the application did during the request (``identify``, ``anonymize``) decide
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from . import wire
+from .cookies import PixelCookies
 from .decision import Decision
-from .identity import CookieJar, IdentityState, plan_identity
+from .identity import IdentityState, plan_identity
+from .request_info import RequestInfo
 from .settings import PixelSettings
 
 
@@ -25,7 +28,7 @@ class Visitor:
         self,
         settings: PixelSettings,
         decision: Decision,
-        jar: CookieJar,
+        cookies: PixelCookies,
         *,
         page_name: str,
         page_url: str | None,
@@ -35,8 +38,8 @@ class Visitor:
     ) -> None:
         self.settings = settings
         self.decision = decision
-        self._jar = jar
-        self._identity = plan_identity(settings, jar, anonymous=decision.anonymous)
+        self._cookies = cookies
+        self._identity = plan_identity(cookies, anonymous=decision.anonymous)
         self._page_name = page_name
         self._page_url = page_url
         self._referrer = referrer
@@ -93,22 +96,19 @@ class Visitor:
         """
         self._customer.clear()
         if not self.anonymous:
-            self._identity = plan_identity(self.settings, self._jar, anonymous=False, rotate=True)
+            self._identity = plan_identity(self._cookies, anonymous=False, rotate=True)
 
     def data(self) -> list[tuple[str, str]]:
         """The page and customer parameters this visitor's requests may carry (plain text)."""
         pairs = [*self._page.items(), *self._customer.items()]
         if not self.anonymous:
             return pairs
-        suppressed = set(self.settings.suppress_parameter)
+        suppressed = self.settings.suppress_parameter
         return [(k, v) for k, v in pairs if k not in suppressed and not wire.is_identifier(k)]
 
     def hit_endpoint(self) -> str:
         """Where pixel requests for this site go: first-party unless configured otherwise."""
-        s = self.settings
-        if s.send_to_track_domain:
-            return f"https://{s.track_domain}/{s.track_id}/wt"
-        return f"{s.prefix}/{s.track_id}/wt"
+        return hit_endpoint(self.settings)
 
     def page_params(self, *, with_identity: bool = False) -> wire.Params:
         """This page's request as raw wire pairs, the visitor's rules applied."""
@@ -134,28 +134,48 @@ class Visitor:
 
     def config(self) -> dict[str, Any]:
         """The browser script's configuration: settings and page data, and no identifier."""
-        s = self.settings
         return {
-            "trackId": s.track_id,
-            "endpoint": self.hit_endpoint(),
-            "statusUrl": f"{s.prefix}/status",
-            "userIdentification": {
-                "enableAnonymousFunction": s.enable_anonymous_function,
-                "anonymousCookieName": s.anonymous_cookie_name,
-                "anonymousOptIn": s.anonymous_opt_in,
-                "suppressParameter": list(s.suppress_parameter),
-            },
-            # Only for requests sent straight to Mapp: no first-party endpoint adds eid then.
-            "everIdCookie": s.ever_id_cookie_name if s.send_to_track_domain else None,
-            "anonymousCookieMinutes": s.anonymous_cookie_minutes,
-            "honorGlobalPrivacyControl": s.honor_global_privacy_control,
-            "cookieDomain": s.cookie_domain,
+            **static_config(self.settings),
+            # Per-request values last: the compiled snippet encodes only these (snippet.py).
             "anonymous": self.anonymous,
             "gpc": self._gpc,
-            # With server-side page views the server counted this page already.
-            "pageRequest": not s.server_side_page_views,
             "page": {"name": self._page_name, "params": [list(p) for p in self.data()]},
         }
+
+    @property
+    def gpc(self) -> bool:
+        """Whether the browser sent ``Sec-GPC: 1``."""
+        return self._gpc
+
+
+def static_config(settings: PixelSettings) -> dict[str, Any]:
+    """The part of the browser script's config that depends only on the settings."""
+    s = settings
+    return {
+        "trackId": s.track_id,
+        "endpoint": hit_endpoint(s),
+        "statusUrl": f"{s.prefix}/status",
+        "userIdentification": {
+            "enableAnonymousFunction": s.enable_anonymous_function,
+            "anonymousCookieName": s.anonymous_cookie_name,
+            "anonymousOptIn": s.anonymous_opt_in,
+            "suppressParameter": list(s.suppress_parameter),
+        },
+        # Only for requests sent straight to Mapp: no first-party endpoint adds eid then.
+        "everIdCookie": s.ever_id_cookie_name if s.send_to_track_domain else None,
+        "anonymousCookieMinutes": s.anonymous_cookie_minutes,
+        "honorGlobalPrivacyControl": s.honor_global_privacy_control,
+        "cookieDomain": s.cookie_domain,
+        # With server-side page views the server counted this page already.
+        "pageRequest": not s.server_side_page_views,
+    }
+
+
+def hit_endpoint(settings: PixelSettings) -> str:
+    """Where pixel requests for this site go: first-party unless configured otherwise."""
+    if settings.send_to_track_domain:
+        return f"https://{settings.track_domain}/{settings.track_id}/wt"
+    return f"{settings.prefix}/{settings.track_id}/wt"
 
 
 def _checked(params: dict[str, Any]) -> dict[str, str]:
@@ -164,3 +184,19 @@ def _checked(params: dict[str, Any]) -> dict[str, str]:
         wire.check_data_name(name)
         out[name] = "" if value is None else str(value)
     return out
+
+
+def visitor_for(request: RequestInfo) -> Visitor:
+    """A page request's visitor, with the Smart Pixel's default page name (host+path)."""
+    host = request.host or ""
+    path = request.path
+    return Visitor(
+        request.settings,
+        request.decision,
+        request.cookies,
+        page_name=host + path,
+        page_url=f"{request.scheme}://{host}{path}" if host else None,
+        referrer=wire.referrer_field(request.header("referer"), host or None),
+        time_ms=int(time.time() * 1000),
+        gpc=request.gpc,
+    )

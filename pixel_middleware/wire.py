@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from urllib.parse import quote
 
 from .settings import PARAMETER_NAME_RE, PixelSettings
@@ -81,21 +82,21 @@ def enforce(
     Anonymous: identifiers and suppressed parameters go, ``nc=1`` follows ``p``. Identified: the
     given everID (if any) follows ``p`` as ``eid``, and no ``nc`` is sent. Order is otherwise kept.
     """
-    suppressed = set(settings.suppress_parameter)
-    kept: Params = []
-    for name, value in params:
-        if name in _IDENTITY_PARAMS:
-            continue
-        if anonymous and (is_identifier(name) or name in suppressed):
-            continue
-        kept.append((name, value))
-    identity: Params = []
     if anonymous:
-        identity = [("nc", "1")]
-    elif ever_id is not None:
-        identity = [("eid", ever_id)]
-    p_index = next((i for i, (name, _) in enumerate(kept) if name == "p"), -1)
-    return kept[: p_index + 1] + identity + kept[p_index + 1 :]
+        suppressed = settings.suppress_parameter
+        kept = [
+            (name, value)
+            for name, value in params
+            if name not in _IDENTITY_PARAMS and not is_identifier(name) and name not in suppressed
+        ]
+        identity: tuple[str, str] | None = ("nc", "1")
+    else:
+        kept = [(name, value) for name, value in params if name not in _IDENTITY_PARAMS]
+        identity = None if ever_id is None else ("eid", ever_id)
+    if identity is not None:
+        at = next((i + 1 for i, (name, _) in enumerate(kept) if name == "p"), 0)
+        kept.insert(at, identity)
+    return kept
 
 
 def encode(params: Sequence[tuple[str, str]]) -> str:
@@ -104,6 +105,15 @@ def encode(params: Sequence[tuple[str, str]]) -> str:
 
 
 def _q(value: str) -> str:
+    # Page names, URLs and most data values repeat from request to request: quote each once.
+    return _quote_short(value) if len(value) <= _CACHED_LENGTH else quote(value, safe="")
+
+
+_CACHED_LENGTH = 256
+
+
+@lru_cache(maxsize=4096)
+def _quote_short(value: str) -> str:
     return quote(value, safe="")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -79,6 +80,17 @@ class Tab:
 
     def cookies(self) -> dict[str, dict[str, Any]]:
         return {c["name"]: dict(c) for c in self.context.cookies(self.base)}
+
+    def change_cookie(self, script: str, name: str, *, present: bool) -> None:
+        """Evaluate ``script``, which writes or deletes cookie ``name``; wait for the cookie store.
+
+        A cookie a page script writes reaches the browser's store a moment later.
+        """
+        self.page.evaluate(script)
+        deadline = time.monotonic() + 10
+        while (name in self.cookies()) != present:
+            assert time.monotonic() < deadline, f"{name} never became present={present}"
+            time.sleep(0.02)
 
     def visit(self, path: str) -> dict[str, str]:
         """Load ``path`` and wait for its page request; returns that request's parameters."""

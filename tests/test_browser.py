@@ -154,7 +154,9 @@ def test_javascript_api_in_opt_out_mode(tab: Tab) -> None:
     tab.visit("/product/teapot")
     assert "wtstp_eid" in tab.cookies()
     assert tab.page.evaluate("pixelMiddleware.optout.getAnonymousCookie()") is False
-    tab.page.evaluate("pixelMiddleware.optout.setAnonymousCookie(90)")
+    tab.change_cookie(
+        "pixelMiddleware.optout.setAnonymousCookie(90)", "miCookieOptOut", present=True
+    )
     assert tab.page.evaluate("pixelMiddleware.optout.getAnonymousCookie()") is True
     choice = tab.cookies()["miCookieOptOut"]
     assert choice["value"] == "1" and choice["path"] == "/" and choice["sameSite"] == "Lax"
@@ -169,7 +171,9 @@ def test_javascript_api_in_opt_out_mode(tab: Tab) -> None:
     assert len(tab.sent[-1].url) <= 30_720  # Mapp's limit: the oversized parameter is dropped
     assert "ck1" not in big and big["ck2"] == "kept" and big["nc"] == "1"
 
-    tab.page.evaluate("pixelMiddleware.optout.deleteAnonymousCookie()")
+    tab.change_cookie(
+        "pixelMiddleware.optout.deleteAnonymousCookie()", "miCookieOptOut", present=False
+    )
     assert "miCookieOptOut" not in tab.cookies()
     again = tab.run("pixelMiddleware.track('add-to-basket', {ck1: 'kettle'})")
     assert "nc" not in again
@@ -181,12 +185,16 @@ def test_javascript_api_in_opt_in_mode_with_default_lifetime(
 ) -> None:
     with open_tab(browser, opt_in_site.url) as tab:
         assert_anonymous_request(tab.visit("/"))
-        tab.page.evaluate("pixelMiddleware.optout.setAnonymousCookie()")
+        tab.change_cookie(
+            "pixelMiddleware.optout.setAnonymousCookie()", "miCookieOptOut", present=True
+        )
         assert_expires_in(tab.cookies()["miCookieOptOut"], CHROME_CAP_DAYS * 1440)
         agreed = tab.run("pixelMiddleware.track('agree')")
         assert "nc" not in agreed
         assert "wtstp_eid" in tab.cookies()
-        tab.page.evaluate("pixelMiddleware.optout.deleteAnonymousCookie()")
+        tab.change_cookie(
+            "pixelMiddleware.optout.deleteAnonymousCookie()", "miCookieOptOut", present=False
+        )
         assert_anonymous_request(tab.run("pixelMiddleware.track('withdraw')"))
         assert not set(IDS) & set(tab.cookies())
 
@@ -317,9 +325,13 @@ def test_https_cookies_are_secure(
         assert cookies["wtstp_eid"]["secure"] and cookies["wtstp_sid"]["secure"]
         tab.click("text=Track me anonymously for 1 hour")
         assert tab.cookies()["miCookieOptOut"]["secure"]  # written by the server
-        tab.page.evaluate("pixelMiddleware.optout.deleteAnonymousCookie()")
+        tab.change_cookie(
+            "pixelMiddleware.optout.deleteAnonymousCookie()", "miCookieOptOut", present=False
+        )
         assert "miCookieOptOut" not in tab.cookies()
-        tab.page.evaluate("pixelMiddleware.optout.setAnonymousCookie(5)")
+        tab.change_cookie(
+            "pixelMiddleware.optout.setAnonymousCookie(5)", "miCookieOptOut", present=True
+        )
         choice = tab.cookies()["miCookieOptOut"]
         assert choice["secure"] and choice["sameSite"] == "Lax"  # written by the script
         assert_expires_in(choice, 5)

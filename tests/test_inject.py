@@ -5,8 +5,9 @@ import gzip
 import pytest
 
 from pixel_middleware import inject
+from pixel_middleware.cookies import PixelCookies
 from pixel_middleware.decision import decide
-from pixel_middleware.identity import CookieJar
+from pixel_middleware.snippet import render_template
 from pixel_middleware.visitor import Visitor
 
 from .helpers import injected_config, settings
@@ -14,7 +15,7 @@ from .helpers import injected_config, settings
 
 def visitor(**overrides: object) -> Visitor:
     s = settings(**overrides)
-    return Visitor(s, decide(s, None), CookieJar({}), page_name="x/home", page_url="http://x/home")
+    return Visitor(s, decide(s, None), PixelCookies(), page_name="x/home", page_url="http://x/home")
 
 
 @pytest.mark.parametrize(
@@ -27,12 +28,24 @@ def visitor(**overrides: object) -> Visitor:
     ],
 )
 def test_insert_before_last_body_close(page: bytes, expected: bytes) -> None:
-    assert inject.insert_before_body_close(page, b"SNIP") == expected
+    assert insert(page, b"SNIP") == expected
+    # However the app cut the page into body messages, the result is the same.
+    for cut in range(1, len(page)):
+        for second in (cut + 1, cut + 3):
+            chunks = [page[:cut], page[cut:second], page[second:]]
+            out = inject.insert_before_body_close(chunks, b"SNIP")
+            assert out is not None and b"".join(out) == expected, chunks
+
+
+def insert(page: bytes, snippet: bytes) -> bytes | None:
+    """``insert_before_body_close`` on a page held in one chunk."""
+    out = inject.insert_before_body_close([page], snippet)
+    return None if out is None else b"".join(out)
 
 
 @pytest.mark.parametrize("page", [b"", b"<p>fragment", b"<html><body>unclosed", b"\xff\xfe<body"])
 def test_no_body_close_means_no_injection(page: bytes) -> None:
-    assert inject.insert_before_body_close(page, b"SNIP") is None
+    assert insert(page, b"SNIP") is None
 
 
 @pytest.mark.parametrize(
@@ -53,7 +66,7 @@ def test_csp_nonce_is_reused_never_invented(csp: str | None, nonce: str | None) 
 def test_snippet_has_config_script_and_noscript_but_no_identifier() -> None:
     v = visitor()
     assert v.ever_id is not None
-    html = inject.render_snippet(v, nonce="n0nce")
+    html = render_template(v, nonce="n0nce")
     assert '<script src="/_pixel/pixel.js" defer nonce="n0nce"></script>' in html
     assert '<noscript><img src="/_pixel/123451234512345/wt?p=600,x%2Fhome,' in html
     assert v.ever_id not in html and v.session_id not in html  # type: ignore[operator]
@@ -64,7 +77,7 @@ def test_snippet_has_config_script_and_noscript_but_no_identifier() -> None:
 def test_config_json_cannot_close_the_script_block() -> None:
     v = visitor()
     v.page("</script><script>alert(1)</script>", cp1="<b>&")
-    html = inject.render_snippet(v)
+    html = render_template(v)
     assert "</script><script>alert" not in html
     config = injected_config(html)
     assert config is not None
@@ -95,14 +108,14 @@ def test_direct_mode_points_at_mapp_and_names_the_everid_cookie() -> None:
     assert config["endpoint"] == "https://q3.webtrekk.net/123451234512345/wt"
     assert config["everIdCookie"] == "wtstp_eid"
     assert v.pixel_url().startswith("https://q3.webtrekk.net/123451234512345/wt?p=600,")
-    assert v.ever_id is not None and v.ever_id not in inject.render_snippet(v)
+    assert v.ever_id is not None and v.ever_id not in render_template(v)
 
 
 @pytest.mark.parametrize("position", [0, 10, 65_530, 65_536, 65_540, 100_000, 199_990])
 def test_body_close_found_anywhere_in_a_large_page(position: int) -> None:
     page = bytearray(b"x" * 200_000)
     page[position : position + 7] = b"</BoDy>"
-    out = inject.insert_before_body_close(bytes(page), b"SNIP")
+    out = insert(bytes(page), b"SNIP")
     assert out is not None
     assert out[position : position + 11] == b"SNIP</BoDy>"
     assert out.replace(b"SNIP", b"", 1) == bytes(page)
@@ -110,5 +123,5 @@ def test_body_close_found_anywhere_in_a_large_page(position: int) -> None:
 
 def test_last_body_close_wins_across_the_tail_boundary() -> None:
     page = b"<body></body>" + b"y" * 100_000 + b"</body>" + b"z" * 70_000
-    out = inject.insert_before_body_close(page, b"SNIP")
+    out = insert(page, b"SNIP")
     assert out is not None and out.index(b"SNIP") == 13 + 100_000

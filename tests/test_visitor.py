@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pixel_middleware.cookies import PixelCookies
 from pixel_middleware.decision import decide
-from pixel_middleware.identity import CookieJar
 from pixel_middleware.visitor import Visitor
 
 from .helpers import settings
@@ -15,10 +15,11 @@ EID = "8123456789012345678"
 
 def visitor(cookies: dict[str, str] | None = None, **overrides: object) -> Visitor:
     s = settings(enable_anonymous_function=True, suppress_parameter=("cd", "uc5"), **overrides)
-    jar = CookieJar(cookies or {})
+    sent = cookies or {}
+    jar = PixelCookies(sent.get("miCookieOptOut"), sent.get("wtstp_eid"), sent.get("wtstp_sid"))
     return Visitor(
         s,
-        decide(s, jar.get("miCookieOptOut")),
+        decide(s, jar.anonymous),
         jar,
         page_name="shop/home",
         page_url="http://shop.example/home",

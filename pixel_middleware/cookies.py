@@ -1,0 +1,128 @@
+"""The pixel's cookies: read from the raw ``Cookie`` header, written from one value object.
+
+Reading follows the Smart Pixel, not a cookie library: the value is taken as the browser sent it
+(``miCookieOptOut=""`` is the two-character value ``""``, which the pixel treats as present), so
+the server and the page script can never disagree about a visitor's choice. Pure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from email.utils import formatdate
+from functools import lru_cache
+from typing import NamedTuple
+
+_EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+# RFC 6265 cookie-octet: what may stand unquoted in a Set-Cookie value.
+_COOKIE_OCTETS = frozenset(chr(c) for c in range(0x21, 0x7F) if chr(c) not in {'"', ",", ";", "\\"})
+
+
+def read_cookies(
+    raw: str | None, names: Iterable[str], *, max_length: int
+) -> dict[str, str] | None:
+    """The values of the cookies in ``names`` found in a Cookie header, or None if unreadable.
+
+    Only the named cookies are looked at, so a page with many cookies costs little. The first
+    occurrence of a name wins (browsers send the most specific path first); a value is kept as
+    sent, whitespace around it aside. A header longer than ``max_length`` is not trusted at all:
+    the caller must fail closed.
+    """
+    if raw is None:
+        return {}
+    if len(raw) > max_length:
+        return None
+    wanted = set(names)
+    found: dict[str, str] = {}
+    for chunk in raw.split(";"):
+        name, sep, value = chunk.partition("=")
+        if not sep:
+            continue
+        name = name.strip()
+        if name in wanted and name not in found:
+            found[name] = value.strip()
+            if len(found) == len(wanted):
+                break
+    return found
+
+
+@lru_cache(maxsize=8)
+def _http_date(epoch_seconds: int) -> str:
+    return formatdate(epoch_seconds, usegmt=True)
+
+
+class CookieWrite(NamedTuple):
+    """One cookie to set or expire on a response.
+
+    ``max_age`` is in seconds: ``None`` makes a session cookie, ``0`` expires the cookie.
+    """
+
+    name: str
+    value: str
+    max_age: int | None
+    httponly: bool
+
+    @classmethod
+    def expire(cls, name: str, *, httponly: bool) -> CookieWrite:
+        return cls(name, "", 0, httponly)
+
+    @property
+    def expires(self) -> bool:
+        """Whether this write removes the cookie from the browser."""
+        return self.max_age == 0
+
+    def line(self, *, secure: bool, domain: str | None) -> bytes:
+        """The ``Set-Cookie`` value, with ``Path=/`` and ``SameSite=Lax`` like the Smart Pixel's.
+
+        Deleting uses the same Path and Domain as writing, or the browser would keep the cookie.
+        """
+        if not all(ch in _COOKIE_OCTETS for ch in self.value):
+            raise ValueError(f"not a valid cookie value: {self.value!r}")
+        parts = [f"{self.name}={self.value}", "Path=/"]
+        if domain:
+            parts.append(f"Domain={domain}")
+        if self.max_age == 0:
+            parts += ["Max-Age=0", f"Expires={_EPOCH}"]
+        elif self.max_age is not None:
+            parts.append(f"Max-Age={self.max_age}")
+            parts.append("Expires=" + _http_date(int(time.time()) + self.max_age))
+        parts.append("SameSite=Lax")
+        if secure:
+            parts.append("Secure")
+        if self.httponly:
+            parts.append("HttpOnly")
+        return "; ".join(parts).encode("latin-1")
+
+
+def set_cookie_lines(
+    writes: Iterable[CookieWrite], *, secure: bool, domain: str | None
+) -> list[bytes]:
+    return [write.line(secure=secure, domain=domain) for write in writes]
+
+
+class PixelCookies(NamedTuple):
+    """The cookies of the pixel a request carried (None: not sent).
+
+    ``readable`` is false when the Cookie header was too large to trust: nothing in it counts,
+    and the visitor is treated as anonymous.
+    """
+
+    anonymous: str | None = None
+    ever_id: str | None = None
+    session_id: str | None = None
+    readable: bool = True
+
+
+def pixel_cookies(
+    raw: str | None, *, anonymous: str, ever_id: str, session_id: str, max_length: int
+) -> PixelCookies:
+    """Read the choice cookie and the two identifier cookies (their configured names)."""
+    found = read_cookies(raw, (anonymous, ever_id, session_id), max_length=max_length)
+    if found is None:
+        return PixelCookies(readable=False)
+    if not found:
+        return _NONE
+    return PixelCookies(found.get(anonymous), found.get(ever_id), found.get(session_id))
+
+
+_NONE = PixelCookies()

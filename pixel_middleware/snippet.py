@@ -1,0 +1,133 @@
+"""The tracking snippet: the Jinja2 template is the source of its markup, compiled once.
+
+Rendering the template per page cost more than everything else the middleware does. The template
+is rendered once per settings with marker values, split at the markers, and each page only fills
+in its own data: the visitor's state and page parameters, a CSP nonce, the ``<noscript>`` URL.
+``tests/test_snippet.py`` proves the result byte-identical to rendering the template.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from json.encoder import encode_basestring_ascii
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from .resources import environment
+from .settings import PixelSettings
+from .visitor import Visitor, static_config
+
+TEMPLATE = "pixel/snippet.html"
+# Inside <script type="application/json"> only "</script" could end the block early; escaping
+# every <, > and & also keeps the JSON inert if someone moves it into an attribute or HTML.
+_JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+# Markers survive HTML escaping unchanged (letters and digits only) and occur nowhere else.
+_CONFIG, _NONCE, _URL = "PIXELMARKERCONFIG0", "PIXELMARKERNONCE0", "PIXELMARKERURL0"
+
+
+def config_json(config: dict[str, Any]) -> Markup:
+    """A config as JSON safe inside a ``<script type="application/json">`` block."""
+    text = json.dumps(config, separators=(",", ":"), ensure_ascii=True).translate(_JSON_ESCAPES)
+    return Markup(text)  # noqa: S704 - escaped above for a JSON script block
+
+
+def render_template(visitor: Visitor, *, nonce: str | None = None) -> str:
+    """The snippet rendered by Jinja2 from the template: the reference the fast path must match."""
+    return (
+        environment()
+        .get_template(TEMPLATE)
+        .render(
+            config_json=config_json(visitor.config()),
+            script_url=f"{visitor.settings.prefix}/pixel.js",
+            nonce=nonce,
+            pixel_url=_noscript_url(visitor),
+        )
+    )
+
+
+def _noscript_url(visitor: Visitor) -> str | None:
+    # A page counted on the server gets no <noscript> pixel: it would count it twice.
+    return None if visitor.settings.server_side_page_views else visitor.pixel_url()
+
+
+class CompiledSnippet:
+    """The snippet template of one settings object, split into constant parts."""
+
+    def __init__(self, settings: PixelSettings) -> None:
+        self.settings = settings
+        self._variants: dict[tuple[bool, bool], list[str]] = {}
+        static = config_json(static_config(settings))
+        # '{…static…}' becomes '{…static…,' so that the per-page keys can follow.
+        self._config_head = str(static)[:-1] + ","
+
+    def _parts(self, with_nonce: bool, with_url: bool) -> list[str]:
+        key = (with_nonce, with_url)
+        parts = self._variants.get(key)
+        if parts is None:
+            html = (
+                environment()
+                .get_template(TEMPLATE)
+                .render(
+                    config_json=Markup(_CONFIG),  # noqa: S704 - a constant marker
+                    script_url=f"{self.settings.prefix}/pixel.js",
+                    nonce=_NONCE if with_nonce else None,
+                    pixel_url=_URL if with_url else None,
+                )
+            )
+            parts = _split(html, (_CONFIG, _NONCE, _URL))
+            self._variants[key] = parts
+        return parts
+
+    def render(self, visitor: Visitor, *, nonce: str | None = None) -> bytes:
+        """This visitor's snippet as ASCII bytes, the same as :func:`render_template`'s."""
+        url = _noscript_url(visitor)
+        parts = self._parts(bool(nonce), bool(url))
+        out = parts.copy()
+        # Markers sit at odd positions of the split list, constant text at even ones.
+        for i in range(1, len(out), 2):
+            marker = out[i]
+            if marker == _CONFIG:
+                out[i] = self._config_head + _dynamic_config(visitor)
+            elif marker == _NONCE:
+                out[i] = escape(nonce)
+            else:
+                out[i] = escape(url)
+        # Every value is ASCII already (JSON with \u escapes, percent-encoded URL, nonce token).
+        return "".join(out).encode("ascii", "xmlcharrefreplace")
+
+
+def _dynamic_config(visitor: Visitor) -> str:
+    """The per-page keys of ``Visitor.config()`` and the closing brace, as ``config_json`` would."""
+    params = ",".join(
+        f"[{encode_basestring_ascii(k)},{encode_basestring_ascii(v)}]" for k, v in visitor.data()
+    )
+    text = (
+        f'"anonymous":{"true" if visitor.anonymous else "false"},'
+        f'"gpc":{"true" if visitor.gpc else "false"},'
+        f'"page":{{"name":{encode_basestring_ascii(visitor.page_name)},"params":[{params}]}}}}'
+    )
+    if "<" in text or ">" in text or "&" in text:
+        text = text.translate(_JSON_ESCAPES)
+    return text
+
+
+def _split(html: str, markers: tuple[str, ...]) -> list[str]:
+    """``html`` cut at each marker: [text, marker, text, marker, …, text]."""
+    parts: list[str] = []
+    rest = html
+    while True:
+        found = [(rest.find(m), m) for m in markers if m in rest]
+        if not found:
+            parts.append(rest)
+            return parts
+        index, marker = min(found)
+        parts += [rest[:index], marker]
+        rest = rest[index + len(marker) :]
+
+
+@lru_cache(maxsize=32)
+def compiled(settings: PixelSettings) -> CompiledSnippet:
+    """The compiled snippet of ``settings`` (settings are immutable, so it is made once)."""
+    return CompiledSnippet(settings)
