@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import uuid
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import unquote
 
 # Columns of their own in the stores; everything else goes into the JSON of "params".
-_COLUMN_PARAMS = frozenset({"p", "eid", "cd", "nc"})
+COLUMN_PARAMS = frozenset({"p", "eid", "cd", "nc"})
 
 
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def is_truncated_ip(value: str) -> bool:
@@ -29,31 +28,58 @@ def is_truncated_ip(value: str) -> bool:
     return int(address) & ((1 << 64) - 1) == 0
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One pixel request after the visitor's rules were applied.
-
-    The invariant a privacy officer relies on is checked here, at the last place before storage:
-    an anonymous hit holds no everID, session id or user agent, and at most a truncated IP.
-    ``hit_id`` names the request, not the visitor: stores use it to write each hit exactly once
-    when a batch is retried.
-    """
-
+class _HitFields(NamedTuple):
     received_at: float
     track_id: str
     anonymous: bool
     query: str
-    ever_id: str | None = None
-    session_id: str | None = None
-    ip: str | None = None
-    user_agent: str | None = None
-    hit_id: str = field(default_factory=_new_id)
+    ever_id: str | None
+    session_id: str | None
+    ip: str | None
+    user_agent: str | None
+    hit_id: str
 
-    def __post_init__(self) -> None:
-        if self.anonymous and (self.ever_id or self.session_id or self.user_agent):
-            raise ValueError("an anonymous hit must not carry an identifier or user agent")
-        if self.anonymous and self.ip is not None and not is_truncated_ip(self.ip):
-            raise ValueError("an anonymous hit may carry only a truncated IP address")
+
+class Hit(_HitFields):
+    """One pixel request after the visitor's rules were applied. Immutable.
+
+    The invariant a privacy officer relies on is checked here, at the last place before storage:
+    an anonymous hit holds no everID, session id or user agent, and at most a truncated IP.
+    ``hit_id`` names the request, not the visitor: stores use it to write each hit exactly once
+    when a batch is retried or a spool file replayed.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        received_at: float,
+        track_id: str,
+        anonymous: bool,
+        query: str,
+        ever_id: str | None = None,
+        session_id: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        hit_id: str | None = None,
+    ) -> Hit:
+        if anonymous:
+            if ever_id or session_id or user_agent:
+                raise ValueError("an anonymous hit must not carry an identifier or user agent")
+            if ip is not None and not is_truncated_ip(ip):
+                raise ValueError("an anonymous hit may carry only a truncated IP address")
+        return super().__new__(
+            cls,
+            received_at,
+            track_id,
+            anonymous,
+            query,
+            ever_id,
+            session_id,
+            ip,
+            user_agent,
+            hit_id or _new_id(),
+        )
 
     def params(self) -> list[tuple[str, str]]:
         """The parameters, percent-decoded, in wire order."""
@@ -96,7 +122,7 @@ class Hit:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Hit:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        return cls(**{k: data[k] for k in cls._fields if k in data})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
@@ -107,7 +133,7 @@ def first_value(params: list[tuple[str, str]], name: str) -> str | None:
 
 
 def without_columns(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in params if k not in _COLUMN_PARAMS]
+    return [(k, v) for k, v in params if k not in COLUMN_PARAMS]
 
 
 def _raw_pairs(query: str) -> list[tuple[str, str]]:

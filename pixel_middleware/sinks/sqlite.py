@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -11,16 +12,24 @@ from typing import Any
 
 from .base import Hit
 from .buffered import BufferedSink
-from .schema import COLUMNS, SCHEMA_VERSION, TABLE, migrations, row
+from .schema import COLUMNS, SCHEMA_VERSION, TABLE, migrations, row, utc_text
 
 sqlite3.register_adapter(datetime, lambda d: d.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
 
+# How long a write waits for a lock another process holds (a prune, a backup, another worker).
+# Short on purpose: the writer spools a batch it cannot write, it does not sit on it.
+BUSY_TIMEOUT = 2.0
+# Rows per INSERT statement: SQLite allows 32,766 bound values; 12 columns each.
+_ROWS_PER_INSERT = 500
 
-def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
+
+def connect(path: str | os.PathLike[str], *, timeout: float = 30) -> sqlite3.Connection:
     """Open (and create or migrate) the hits database at ``path``."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a commit survives a crash of the process; only a power cut may lose the
+    # last transactions, which FULL would cost an fsync per batch to prevent.
     conn.execute("PRAGMA synchronous=NORMAL")
     migrate(conn)
     return conn
@@ -40,32 +49,66 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.execute(f"PRAGMA user_version = {step}")
 
 
+def _insert(rows: int) -> str:
+    # Table and column names are constants of this package, never input.
+    values = ", ".join(["(" + ", ".join("?" for _ in COLUMNS) + ")"] * rows)
+    return f"INSERT OR IGNORE INTO {TABLE} ({', '.join(COLUMNS)}) VALUES {values}"
+
+
 class SQLiteBackend:
-    """Inserts batches in one transaction; a retried batch is ignored row by row (``hit_id``)."""
+    """Inserts batches in one transaction, many rows per statement; a replayed hit is ignored
+    (``hit_id``). Runs in a worker thread: SQLite releases the GIL while it writes."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self.name = f"sqlite:{self.path}"
         self._conn: sqlite3.Connection | None = None
-        # Table and column names are constants of this package, never input.
-        self._insert = (
-            f"INSERT OR IGNORE INTO {TABLE} ({', '.join(COLUMNS)}) "
-            f"VALUES ({', '.join('?' for _ in COLUMNS)})"
-        )
+        self._full = _insert(_ROWS_PER_INSERT)
+
+    async def check(self) -> None:
+        """Open (create, migrate) the database now, so a wrong path fails at start-up."""
+        try:
+            await asyncio.to_thread(self._open)
+        except (sqlite3.Error, OSError) as exc:
+            raise RuntimeError(f"the SQLite store {self.path} cannot be opened: {exc}") from exc
+
+    def _open(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self.path, timeout=BUSY_TIMEOUT)
+        return self._conn
 
     async def write_batch(self, hits: Sequence[Hit]) -> None:
-        if self._conn is None:
-            self._conn = connect(self.path)
-        with self._conn:
-            self._conn.executemany(self._insert, [row(h) for h in hits])
+        await asyncio.to_thread(self._write, hits)
+
+    def _write(self, hits: Sequence[Hit]) -> None:
+        conn = self._open()
+        rows = [row(h, utc_text) for h in hits]
+        with conn:
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                part = rows[start : start + _ROWS_PER_INSERT]
+                sql = self._full if len(part) == _ROWS_PER_INSERT else _insert(len(part))
+                conn.execute(sql, [value for r in part for value in r])
+
+    @staticmethod
+    def permanent(exc: BaseException) -> bool:
+        """A failure caused by the hits themselves; locks, I/O and a full disk are outages."""
+        return isinstance(
+            exc,
+            sqlite3.IntegrityError
+            | sqlite3.DataError
+            | sqlite3.InterfaceError
+            | ValueError
+            | TypeError
+            | OverflowError,
+        )
 
     async def reset(self) -> None:
         await self.close()
 
     async def close(self) -> None:
         if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            conn, self._conn = self._conn, None
+            await asyncio.to_thread(conn.close)
 
 
 class SQLiteSink(BufferedSink):
