@@ -87,10 +87,10 @@ class PixelMiddleware:
         await self.app(scope, receive, response.send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass lifespan to the app, closing the sink before shutdown completes.
+        """Pass lifespan to the app, checking the sink at start-up and closing it at shutdown.
 
         Django's ASGI handler refuses lifespan outright (it raises before reading a message);
-        the middleware then answers lifespan itself, so the sink is still flushed on shutdown.
+        the middleware then answers lifespan itself, so the sink is still checked and flushed.
         """
         received = False
 
@@ -100,8 +100,12 @@ class PixelMiddleware:
             return await receive()
 
         async def app_send(message: Message) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
-                await self.sink.close()
+            if message["type"] == "lifespan.startup.complete":
+                failure = await self._start_sink()
+                if failure:
+                    message = {"type": "lifespan.startup.failed", "message": failure}
+            elif message["type"] == "lifespan.shutdown.complete":
+                await self._close_sink()
             await send(message)
 
         try:
@@ -116,11 +120,34 @@ class PixelMiddleware:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                failure = await self._start_sink()
+                if failure:
+                    await send({"type": "lifespan.startup.failed", "message": failure})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.sink.close()
+                await self._close_sink()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _start_sink(self) -> str | None:
+        """Check that hits can be kept (the store, the spool); the reason if they cannot."""
+        start = getattr(self.sink, "start", None)
+        if start is None:
+            return None
+        try:
+            await start()
+        except Exception as exc:
+            logger.error("pixel_middleware cannot keep hits: %s", exc)
+            return f"pixel_middleware cannot keep hits: {exc}"
+        return None
+
+    async def _close_sink(self) -> None:
+        try:
+            await self.sink.close()
+        except Exception:
+            # Said loudly: a server only logs a failed lifespan at INFO.
+            logger.exception("pixel_middleware could not close its sink; hits may be lost")
 
 
 class _State(dict[str, Any]):

@@ -28,6 +28,12 @@ class MultiSink:
         if errors:
             raise errors[0]
 
+    async def start(self) -> None:
+        for sink in self.sinks:
+            start = getattr(sink, "start", None)
+            if start is not None:
+                await start()
+
     async def close(self) -> None:
         errors: list[BaseException] = []
         for sink in self.sinks:

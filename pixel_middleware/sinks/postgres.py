@@ -5,6 +5,7 @@ Needs the ``postgres`` extra (``pip install pixel-middleware[postgres]``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ from .schema import COLUMNS, SCHEMA_VERSION, TABLE, migrations, row
 
 if TYPE_CHECKING:
     import psycopg
+
+logger = logging.getLogger("pixel_middleware.sinks")
 
 # Any constant works; it only has to be the same on every machine migrating the same database.
 _MIGRATION_LOCK = 0x70697865
@@ -61,8 +64,27 @@ class PostgresBackend:
     async def write_batch(self, hits: Sequence[Hit]) -> None:
         if self._conn is None or self._conn.closed:
             self._conn = await self._connect()
+        if not hits:
+            return
         async with self._conn.transaction(), self._conn.cursor() as cur:
             await cur.executemany(self._insert, [row(h) for h in hits])
+
+    async def check(self) -> None:
+        """Try the server once at start-up; an outage is logged, not fatal: the spool covers it."""
+        try:
+            await self.write_batch([])
+        except Exception as exc:
+            logger.error(
+                "PostgreSQL store unreachable at start-up (%s); hits are spooled until it is", exc
+            )
+            await self.close()
+
+    @staticmethod
+    def permanent(exc: BaseException) -> bool:
+        """A failure caused by the hits themselves; connection trouble is an outage."""
+        import psycopg
+
+        return isinstance(exc, psycopg.DataError | psycopg.IntegrityError | ValueError | TypeError)
 
     async def reset(self) -> None:
         await self.close()

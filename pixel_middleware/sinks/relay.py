@@ -1,12 +1,16 @@
 """Relay to Mapp: batches to ``https://<trackDomain>/<trackId>/batch``, as Mapp's libraries do.
 
-``text/plain``, one ``wt?…`` request per line, at most 10,000 lines and under 24 MiB a request;
-HTTP status below 400 is success. ``X-WT-IP`` and ``X-WT-UA`` are added for identified visitors
-only. Retries, backoff and the disk spool come from :class:`BufferedSink`.
+``text/plain``, one ``wt?…`` request per line, at most 10,000 lines a request and, by default,
+1 MiB (Mapp takes up to 24 MiB, but another pixel_middleware collector refuses a body over its
+``max_body_bytes``, 1 MiB by default). A ``413`` means "smaller": the request is split in halves
+and each half sent again; only a single line that is still too large is set aside. HTTP status
+below 400 is success. ``X-WT-IP`` and ``X-WT-UA`` are added for identified visitors only.
+Retries, backoff and the disk spool come from :class:`BufferedSink`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
@@ -24,7 +28,8 @@ from .buffered import BufferedSink, Spool
 logger = logging.getLogger("pixel_middleware.sinks")
 
 MAX_LINES = 10_000
-MAX_BYTES = 24 * 1024 * 1024 - 1
+MAX_BYTES = 24 * 1024 * 1024 - 1  # Mapp's own limit
+DEFAULT_BYTES = 1024 * 1024
 
 
 class RelayError(Exception):
@@ -42,13 +47,15 @@ def batch_line(hit: Hit) -> str:
     return line
 
 
-def chunks(lines: Sequence[tuple[Hit, str]]) -> Iterator[list[tuple[Hit, str]]]:
+def chunks(
+    lines: Sequence[tuple[Hit, str]], max_bytes: int = MAX_BYTES
+) -> Iterator[list[tuple[Hit, str]]]:
     """Split into requests within Mapp's limits (line count and body size)."""
     current: list[tuple[Hit, str]] = []
     size = 0
     for hit, line in lines:
         length = len(line.encode("utf-8")) + 1
-        if current and (len(current) >= MAX_LINES or size + length > MAX_BYTES):
+        if current and (len(current) >= MAX_LINES or size + length > max_bytes):
             yield current
             current, size = [], 0
         current.append((hit, line))
@@ -60,27 +67,61 @@ def chunks(lines: Sequence[tuple[Hit, str]]) -> Iterator[list[tuple[Hit, str]]]:
 class RelayBackend:
     """POSTs batches to ``base_url`` (``https://<trackDomain>``), one request per track id."""
 
-    def __init__(self, base_url: str, *, rejected_dir: str | os.PathLike[str], timeout: float = 10):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        rejected_dir: str | os.PathLike[str],
+        timeout: float = 10,
+        max_bytes: int = DEFAULT_BYTES,
+    ):
         self.base_url = base_url.rstrip("/")
         self.name = f"relay:{self.base_url}"
         self.timeout = timeout
+        self.max_bytes = min(max_bytes, MAX_BYTES)
         self.rejected = Spool(rejected_dir)
-        # Chunks Mapp already accepted, so that a retry after a partial failure resends nothing.
+        # Chunks already accepted, so that a retry after a partial failure resends nothing.
         self._accepted: set[str] = set()
         self._ssl = ssl.create_default_context()
 
     async def write_batch(self, hits: Sequence[Hit]) -> None:
+        await asyncio.to_thread(self._send, hits)
+
+    def _send(self, hits: Sequence[Hit]) -> None:
         by_track: dict[str, list[tuple[Hit, str]]] = defaultdict(list)
         for hit in hits:
             if hit.hit_id not in self._accepted:
                 by_track[hit.track_id].append((hit, batch_line(hit)))
         for track_id, lines in by_track.items():
-            for chunk in chunks(lines):
-                self._post(track_id, chunk)
-                self._accepted.update(h.hit_id for h, _ in chunk)
+            for chunk in chunks(lines, self.max_bytes):
+                self._post_or_split(track_id, chunk)
         self._accepted.clear()
 
-    def _post(self, track_id: str, chunk: list[tuple[Hit, str]]) -> None:
+    def _post_or_split(self, track_id: str, chunk: list[tuple[Hit, str]]) -> None:
+        status = self._post(track_id, chunk)
+        if status < 400:
+            self._accepted.update(h.hit_id for h, _ in chunk)
+            return
+        if status == 413 and len(chunk) > 1:
+            middle = len(chunk) // 2
+            self._post_or_split(track_id, chunk[:middle])
+            self._post_or_split(track_id, chunk[middle:])
+            return
+        if 400 <= status < 500 and status not in (408, 429):
+            # Refused for good: keep it on disk, don't block the queue on it.
+            path = self.rejected.add([h for h, _ in chunk])
+            self._accepted.update(h.hit_id for h, _ in chunk)
+            logger.error(
+                "relay: %s refused %d hit(s) (HTTP %d); kept in %s",
+                self.base_url,
+                len(chunk),
+                status,
+                path,
+            )
+            return
+        raise RelayError(f"{self.base_url} answered HTTP {status}")
+
+    def _post(self, track_id: str, chunk: list[tuple[Hit, str]]) -> int:
         body = ("\n".join(line for _, line in chunk) + "\n").encode("utf-8")
         request = urllib.request.Request(  # noqa: S310 - the URL comes from settings
             f"{self.base_url}/{track_id}/batch",
@@ -92,25 +133,11 @@ class RelayBackend:
             with urllib.request.urlopen(  # noqa: S310
                 request, timeout=self.timeout, context=self._ssl
             ) as response:
-                status = response.status
+                return int(response.status)
         except urllib.error.HTTPError as exc:
-            status = exc.code
+            return int(exc.code)
         except OSError as exc:
             raise RelayError(f"{self.base_url} unreachable: {exc}") from exc
-        if status < 400:
-            return
-        if 400 <= status < 500 and status not in (408, 429):
-            # Mapp refuses this batch for good: keep it on disk, don't block the queue on it.
-            path = self.rejected.add([h for h, _ in chunk])
-            logger.error(
-                "relay: %s refused %d hit(s) (HTTP %d); kept in %s",
-                self.base_url,
-                len(chunk),
-                status,
-                path,
-            )
-            return
-        raise RelayError(f"{self.base_url} answered HTTP {status}")
 
     async def reset(self) -> None:
         return None

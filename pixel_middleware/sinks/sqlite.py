@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import Hit
-from .buffered import BufferedSink
+from .buffered import Backend, BufferedSink
 from .schema import COLUMNS, SCHEMA_VERSION, TABLE, migrations, row, utc_text
 
 sqlite3.register_adapter(datetime, lambda d: d.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
@@ -78,9 +78,10 @@ class SQLiteBackend:
         return self._conn
 
     async def write_batch(self, hits: Sequence[Hit]) -> None:
-        await asyncio.to_thread(self._write, hits)
+        await asyncio.to_thread(self.write_rows, hits)
 
-    def _write(self, hits: Sequence[Hit]) -> None:
+    def write_rows(self, hits: Sequence[Hit]) -> None:
+        """Insert ``hits`` in one transaction (blocking)."""
         conn = self._open()
         rows = [row(h, utc_text) for h in hits]
         with conn:
@@ -106,17 +107,31 @@ class SQLiteBackend:
         await self.close()
 
     async def close(self) -> None:
+        await asyncio.to_thread(self.close_now)
+
+    def close_now(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            await asyncio.to_thread(conn.close)
+            conn.close()
 
 
 class SQLiteSink(BufferedSink):
     """Store hits in the SQLite file at ``path`` (created on first use), off the request path.
 
-    Unsent hits wait in ``<path>.spool/``. ``options`` are those of :class:`BufferedSink`.
+    Rows are written by a child process (:mod:`.sqlite_writer`) unless ``in_process`` is true,
+    for hosts that cannot start one. Unsent hits wait in ``<path>.spool/``. ``options`` are
+    those of :class:`BufferedSink`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], **options: Any) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, in_process: bool = False, **options: Any
+    ) -> None:
         self.path = os.fspath(path)
-        super().__init__(SQLiteBackend(path), spool_dir=f"{self.path}.spool", **options)
+        backend: Backend
+        if in_process:
+            backend = SQLiteBackend(path)
+        else:
+            from .sqlite_writer import SQLiteProcessBackend
+
+            backend = SQLiteProcessBackend(path)
+        super().__init__(backend, spool_dir=f"{self.path}.spool", **options)
