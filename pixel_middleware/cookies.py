@@ -61,6 +61,7 @@ class CookieWrite(NamedTuple):
     value: str
     max_age: int | None
     httponly: bool
+    samesite: str = "Lax"
 
     @classmethod
     def expire(cls, name: str, *, httponly: bool) -> CookieWrite:
@@ -86,7 +87,7 @@ class CookieWrite(NamedTuple):
         elif self.max_age is not None:
             parts.append(f"Max-Age={self.max_age}")
             parts.append("Expires=" + _http_date(int(time.time()) + self.max_age))
-        parts.append("SameSite=Lax")
+        parts.append(f"SameSite={self.samesite}")
         if secure:
             parts.append("Secure")
         if self.httponly:

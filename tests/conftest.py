@@ -59,7 +59,8 @@ class Site:
         )
         self.app = PixelMiddleware(app, settings=s, sink=JsonLinesSink(hits))
         base = "https://shop.example" if https else "http://shop.example"
-        self.client = TestClient(self.app, base_url=base)
+        # A browser on this site: its toggle requests say they are same-origin.
+        self.client = TestClient(self.app, base_url=base, headers={"sec-fetch-site": "same-origin"})
 
     def hits(self) -> list[dict[str, Any]]:
         if not self.hits_path.exists():

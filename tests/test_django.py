@@ -21,7 +21,9 @@ TOKEN_RE = re.compile(r"token(=|\" value=\")[A-Za-z0-9_.-]+")
 def client() -> Iterator[TestClient]:
     from .django_project.asgi import application
 
-    with TestClient(application, base_url="http://django.example") as c:
+    with TestClient(
+        application, base_url="http://django.example", headers={"sec-fetch-site": "same-origin"}
+    ) as c:
         yield c
 
 

@@ -19,7 +19,10 @@ TID = "123451234512345"
 def client(tmp_path: Path, mode: str = "opt-out") -> tuple[TestClient, str]:
     store = f"sqlite:{tmp_path}/hits.sqlite3"
     app = create_app(demo_settings(mode, store=store, spool_dir=str(tmp_path / "spool")))
-    return TestClient(app, base_url="http://shop.example"), store
+    client = TestClient(
+        app, base_url="http://shop.example", headers={"sec-fetch-site": "same-origin"}
+    )
+    return client, store
 
 
 def stored(c: TestClient, store: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from pixel_middleware import Hit, PixelMiddleware
-from pixel_middleware.endpoints import GIF
+from pixel_middleware.responses import GIF
 
 from .asgi import html_app, request
 from .conftest import Site

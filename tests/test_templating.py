@@ -78,7 +78,9 @@ def test_starlette_templates_and_a_streamed_page_placing_the_snippet(tmp_path: P
     app = PixelMiddleware(
         Starlette(routes=[Route("/privacy", privacy), Route("/stream", stream)]), settings=S
     )
-    client = TestClient(app, base_url="http://shop.example")
+    client = TestClient(
+        app, base_url="http://shop.example", headers={"sec-fetch-site": "same-origin"}
+    )
     page = client.get("/privacy")
     href = re.search(r'href="(/_pixel/optout[^"]+)"', page.text)
     assert href is not None

@@ -1,0 +1,70 @@
+"""What the prefix serves besides consent and hits: the browser script and the HTML report."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from urllib.parse import parse_qsl
+
+import anyio.to_thread
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope
+
+from .request_info import RequestInfo
+from .resources import static_dir
+from .responses import NO_STORE, query, text
+from .settings import PixelSettings
+
+
+class Assets:
+    """``/pixel.js`` and ``/report`` under the prefix."""
+
+    def __init__(self, settings: PixelSettings) -> None:
+        self.settings = settings
+        self._script = (static_dir() / "pixel.js").read_bytes()
+        self._script_etag = '"' + hashlib.sha256(self._script).hexdigest()[:16] + '"'
+
+    async def script(self, request: RequestInfo, scope: Scope, receive: Receive) -> Response:
+        headers = {"cache-control": "public, max-age=3600", "etag": self._script_etag}
+        if request.header("if-none-match") == self._script_etag:
+            return Response(status_code=304, headers=headers)
+        return Response(self._script, media_type="text/javascript; charset=utf-8", headers=headers)
+
+    async def report(self, request: RequestInfo, scope: Scope, receive: Receive) -> Response:
+        """The HTML report; exists only when ``report_token`` and a store are configured."""
+        token, store = self.settings.report_token, self.settings.store
+        if token is None or store is None:
+            return text(404, "not found")
+        params = dict(parse_qsl(query(scope)))
+        given = params.get("token") or ""
+        auth = request.header("authorization") or ""
+        if auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        if not hmac.compare_digest(given.encode("latin-1", "replace"), token.encode()):
+            return text(401, "report token missing or wrong", **{"www-authenticate": "Bearer"})
+        days_text = params.get("days", "30")
+        if not days_text.isdigit() or not 1 <= int(days_text) <= 366:
+            return text(400, "days must be a whole number from 1 to 366")
+        days = int(days_text)
+        page = await anyio.to_thread.run_sync(_render_report, store, days)
+        return HTMLResponse(
+            page,
+            headers={
+                **NO_STORE,
+                # The page has no script and loads nothing: say so to the browser.
+                "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+                "referrer-policy": "no-referrer",
+            },
+        )
+
+
+def _render_report(store: str, days: int) -> str:
+    from .report import html
+    from .report.store import days_ago, open_store
+    from .report.summary import summarize
+
+    reader = open_store(store)
+    try:
+        return html.render(summarize(reader.rows(days_ago(days - 1))), days=days)
+    finally:
+        reader.close()

@@ -1,0 +1,206 @@
+"""The consent endpoints: the opt-out / opt-in toggles and the JSON status.
+
+A toggle changes the choice cookie and, with it, the identifier cookies. It needs a valid signed
+token (the link or form the site rendered) and proof that this visitor, on this site, sent it:
+the browser's own word that the request is same-origin (``Sec-Fetch-Site``, ``Origin``,
+``Referer``), or a token bound to this visitor (a double-submit cookie). A request that carries
+neither, such as a harvested link followed from a page with ``Referrer-Policy: no-referrer`` over
+plain http, changes nothing: it gets a small confirmation page whose button submits the same
+toggle as a POST with a fresh double-submit token. The status endpoint lets a cached page ask for
+the visitor's state.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Sequence
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope
+
+from .cookies import CookieWrite, read_cookies, set_cookie_lines
+from .decision import Action, decide_present
+from .identity import anonymous_cookie_write, identity_writes, plan_identity
+from .request_info import RequestInfo
+from .resources import environment
+from .responses import NO_STORE, TooLarge, query, read_body, text
+from .settings import PixelSettings
+from .toggles import Toggle, ToggleError, verify
+
+_MAX_FORM_BYTES = 8_192
+# The double-submit cookie: random, HttpOnly, SameSite=Strict, so no other site's request
+# carries it and no script can copy it into a forged form.
+CONFIRM_COOKIE = "pixel_confirm"
+_CONFIRM_MINUTES = 10
+
+Origin = Literal["same-origin", "cross-site", "unknown"]
+
+
+def _origin_host(url: str) -> str | None:
+    try:
+        return urlsplit(url).netloc.lower() or None
+    except ValueError:
+        return None
+
+
+def request_origin(request: RequestInfo) -> Origin:
+    """What the browser says about where this request was started.
+
+    ``same-origin`` needs positive evidence: ``Sec-Fetch-Site: same-origin``, or an ``Origin`` or
+    ``Referer`` naming this host. ``cross-site`` is any evidence of another origin (a sibling
+    subdomain included). ``unknown``: the browser said nothing either way.
+    """
+    host = (request.host or "").lower()
+    fetch_site = (request.header("sec-fetch-site") or "").strip().lower()
+    if fetch_site in ("cross-site", "same-site"):
+        return "cross-site"
+    origin = request.header("origin")
+    if origin is not None and origin.strip() != "null":
+        return "same-origin" if _origin_host(origin) == host else "cross-site"
+    referer = request.header("referer")
+    if referer is not None:
+        return "same-origin" if _origin_host(referer) == host else "cross-site"
+    # Origin: null (a no-referrer policy sends it on a POST) is no evidence either way.
+    return "same-origin" if fetch_site == "same-origin" else "unknown"
+
+
+def cross_site(request: RequestInfo) -> bool:
+    """Whether the browser says another site (or a sibling subdomain) started this request."""
+    return request_origin(request) == "cross-site"
+
+
+class Consent:
+    """``/optout``, ``/optin`` and ``/status`` under the prefix."""
+
+    def __init__(self, settings: PixelSettings) -> None:
+        self.settings = settings
+
+    async def optout(self, request: RequestInfo, scope: Scope, receive: Receive) -> Response:
+        return await self.toggle("optout", request, scope, receive)
+
+    async def optin(self, request: RequestInfo, scope: Scope, receive: Receive) -> Response:
+        return await self.toggle("optin", request, scope, receive)
+
+    async def toggle(
+        self, action: Action, request: RequestInfo, scope: Scope, receive: Receive
+    ) -> Response:
+        s = self.settings
+        if not s.enable_anonymous_function:
+            return text(404, "the anonymous function is not enabled on this site")
+        origin = request_origin(request)
+        if origin == "cross-site":
+            return text(403, "consent can only be changed from this site")
+        params = dict(parse_qsl(query(scope), keep_blank_values=True))
+        if request.method == "POST":
+            try:
+                body = await read_body(receive, _MAX_FORM_BYTES)
+            except TooLarge:
+                return text(413, "form too large")
+            params.update(parse_qsl(body.decode("latin-1"), keep_blank_values=True))
+        try:
+            toggle = verify(
+                s,
+                action,
+                token=params.get("token"),
+                next_url=params.get("next"),
+                duration=params.get("duration"),
+            )
+        except ToggleError as exc:
+            return text(400, f"toggle refused: {exc}")
+        if origin != "same-origin" and not self._confirmed(request, params):
+            return self._confirmation_page(action, request, params)
+        return self._apply(toggle, request)
+
+    def _apply(self, toggle: Toggle, request: RequestInfo) -> Response:
+        s = self.settings
+        before = request.decision
+        after = decide_present(s, toggle.write_cookie, gpc=request.gpc)
+        # A changed choice starts a new visit: new everID and session, as Snowplow does.
+        identity = plan_identity(
+            request.cookies,
+            anonymous=after.anonymous,
+            rotate=before.anonymous != after.anonymous,
+        )
+        response = Response(status_code=303, headers={"location": toggle.next, **NO_STORE})
+        choice = anonymous_cookie_write(s, write=toggle.write_cookie, minutes=toggle.minutes)
+        add_cookies(response, request, [choice, *identity_writes(s, identity)], s)
+        return response
+
+    def _confirmed(self, request: RequestInfo, params: dict[str, str]) -> bool:
+        """A POST whose form token equals this visitor's double-submit cookie."""
+        if request.method != "POST":
+            return False
+        given = params.get("confirm", "")
+        found = read_cookies(
+            request.cookie_header,
+            (CONFIRM_COOKIE,),
+            max_length=self.settings.max_cookie_header_bytes,
+        )
+        kept = (found or {}).get(CONFIRM_COOKIE, "")
+        return bool(given and kept) and hmac.compare_digest(given.encode(), kept.encode())
+
+    def _confirmation_page(
+        self, action: Action, request: RequestInfo, params: dict[str, str]
+    ) -> Response:
+        """Ask the visitor to confirm with a button; nothing changes until they do."""
+        nonce = secrets.token_urlsafe(16)
+        confirm = secrets.token_urlsafe(24)
+        fields: dict[str, str] = {
+            k: params[k] for k in ("next", "duration", "token") if k in params
+        }
+        html = (
+            environment()
+            .get_template("pixel/confirm.html")
+            .render(
+                action=action,
+                url=f"{self.settings.prefix}/{action}?" + urlencode(fields),
+                confirm=confirm,
+                nonce=nonce,
+            )
+        )
+        response = HTMLResponse(
+            html,
+            headers={
+                **NO_STORE,
+                # Nothing to load, nothing to frame: a click on this page is the visitor's own.
+                "content-security-policy": (
+                    f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; "
+                    "frame-ancestors 'none'"
+                ),
+                "x-frame-options": "DENY",
+                "referrer-policy": "same-origin",
+            },
+        )
+        cookie = CookieWrite(
+            CONFIRM_COOKIE, confirm, _CONFIRM_MINUTES * 60, httponly=True, samesite="Strict"
+        )
+        response.raw_headers.append(
+            (b"set-cookie", cookie.line(secure=request.secure, domain=None))
+        )
+        return response
+
+    async def status(self, request: RequestInfo, scope: Scope, receive: Receive) -> Response:
+        decision = request.decision
+        body: dict[str, Any] = {
+            "enabled": self.settings.enable_anonymous_function,
+            "mode": self.settings.mode,
+            "anonymous": decision.anonymous,
+            "choiceMade": decision.choice_made,
+            "reason": decision.reason,
+            "gpc": request.gpc,
+        }
+        return JSONResponse(body, headers={**NO_STORE, "vary": "Cookie"})
+
+
+def add_cookies(
+    response: Response,
+    request: RequestInfo,
+    writes: Sequence[CookieWrite],
+    settings: PixelSettings,
+) -> None:
+    """Append the ``Set-Cookie`` lines of ``writes`` to ``response``."""
+    lines = set_cookie_lines(writes, secure=request.secure, domain=settings.cookie_domain)
+    response.raw_headers.extend((b"set-cookie", line) for line in lines)
