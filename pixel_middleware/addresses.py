@@ -52,3 +52,14 @@ def truncate_ip(value: str | None, zero_bytes: int) -> str | None:
     prefix = 32 - 8 * zero_bytes if address.version == 4 else _IPV6_PREFIX[zero_bytes]
     network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
     return str(network.network_address)
+
+
+def in_networks(value: str | None, networks: Sequence[str]) -> bool:
+    """Whether ``value`` is an address inside one of ``networks`` (IPs or CIDR ranges)."""
+    if value is None or not networks:
+        return False
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(n, strict=False) for n in networks)

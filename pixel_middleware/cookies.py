@@ -112,18 +112,47 @@ class PixelCookies(NamedTuple):
     ever_id: str | None = None
     session_id: str | None = None
     readable: bool = True
+    opt_out: str | None = None
 
 
 def pixel_cookies(
-    raw: str | None, *, anonymous: str, ever_id: str, session_id: str, max_length: int
+    raw: str | None,
+    *,
+    anonymous: str,
+    ever_id: str,
+    session_id: str,
+    opt_out: str,
+    max_length: int,
 ) -> PixelCookies:
-    """Read the choice cookie and the two identifier cookies (their configured names)."""
+    """Read the choice cookies (as the Smart Pixel does) and the two identifier cookies."""
     found = read_cookies(raw, (anonymous, ever_id, session_id), max_length=max_length)
     if found is None:
         return PixelCookies(readable=False)
-    if not found:
+    choices = read_cookies_as_pixel(raw or "", (anonymous, opt_out))
+    if not found and not choices:
         return _NONE
-    return PixelCookies(found.get(anonymous), found.get(ever_id), found.get(session_id))
+    return PixelCookies(
+        choices.get(anonymous),
+        found.get(ever_id),
+        found.get(session_id),
+        opt_out=choices.get(opt_out),
+    )
+
+
+def read_cookies_as_pixel(raw: str, names: Iterable[str]) -> dict[str, str]:
+    """Cookie values exactly as the Smart Pixel reads ``document.cookie``.
+
+    Split at ``;``, the name trimmed, the value taken as it is (not trimmed, quotes kept), the
+    last occurrence winning. Present means a non-empty value: ``""`` (two quote characters) and
+    ``0`` are present, ``name=`` is not.
+    """
+    wanted = set(names)
+    found: dict[str, str] = {}
+    for chunk in raw.split(";"):
+        name, sep, value = chunk.partition("=")
+        if sep and name.strip() in wanted:
+            found[name.strip()] = value
+    return found
 
 
 _NONE = PixelCookies()

@@ -10,7 +10,9 @@ from typing import Literal, NamedTuple
 
 from .settings import PixelSettings
 
-Reason = Literal["disabled", "cookie", "no-cookie", "gpc", "unreadable-cookie"]
+Reason = Literal[
+    "disabled", "cookie", "no-cookie", "gpc", "unreadable-cookie", "tracking-opt-out", "cross-site"
+]
 Action = Literal["optout", "optin"]
 
 
@@ -24,6 +26,7 @@ class Decision(NamedTuple):
     anonymous: bool
     choice_made: bool
     reason: Reason
+    tracked: bool = True
 
 
 def cookie_present(value: str | None) -> bool:
@@ -37,13 +40,17 @@ def decide(
     *,
     gpc: bool = False,
     cookies_readable: bool = True,
+    tracking_opt_out: bool = False,
 ) -> Decision:
     """Apply ``enableAnonymousFunction and (present if not anonymousOptIn else not present)``.
 
     Beyond the Smart Pixel: ``Sec-GPC: 1`` makes the visitor anonymous unless they explicitly opted
     in (possible only in opt-in mode, where the cookie records agreement), and a Cookie header too
-    large or broken to read fails closed, to anonymous.
+    large or broken to read fails closed, to anonymous. The Smart Pixel's full tracking opt-out
+    (``webtrekkOptOut``) is stronger than either mode: such a visitor is not tracked at all.
     """
+    if tracking_opt_out:
+        return _NOT_TRACKED
     if not cookies_readable:
         if not settings.enable_anonymous_function:
             return _DISABLED
@@ -64,6 +71,7 @@ def decide_present(settings: PixelSettings, present: bool, *, gpc: bool = False)
     return _NOT_OPTED_OUT
 
 
+_NOT_TRACKED = Decision(anonymous=True, choice_made=True, reason="tracking-opt-out", tracked=False)
 _DISABLED = Decision(anonymous=False, choice_made=False, reason="disabled")
 _OPTED_IN = Decision(anonymous=False, choice_made=True, reason="cookie")
 _NOT_OPTED_IN = Decision(anonymous=True, choice_made=False, reason="no-cookie")

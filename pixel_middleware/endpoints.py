@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .assets import Assets
-from .collector import TRACK_PATH_RE, Collector
+from .collector import Collector
 from .consent import Consent
 from .request_info import RequestInfo
 from .responses import text
@@ -23,7 +23,7 @@ Handler = Callable[[RequestInfo, Scope, Receive], Awaitable[Response]]
 _GET = frozenset({"GET", "HEAD"})
 _GET_POST = frozenset({"GET", "POST"})
 _POST = frozenset({"POST"})
-_WT = frozenset({"GET", "POST"})
+_COLLECTOR_METHODS = {"wt": _GET_POST, "batch": _POST, "optout": _GET}
 
 
 class Endpoints:
@@ -63,17 +63,19 @@ class Endpoints:
         fixed = self._fixed.get(sub)
         if fixed is not None:
             return fixed
-        match = TRACK_PATH_RE.match(sub)
-        if match is None:
+        found = self.collector.route(sub)
+        if found is None:
             return None
-        track_id, kind = match.groups()
+        track_id, kind = found
         collector = self.collector
 
         async def hit(request: RequestInfo, scope: Scope, receive: Receive) -> Response:
-            if track_id not in (self.settings.track_id, *self.settings.track_ids):
+            if not collector.known(track_id):
                 return text(404, "unknown track id")
-            if kind == "wt":
-                return await collector.single_hit(request, scope, receive, track_id)
-            return await collector.batch(request, scope, receive, track_id)
+            if kind == "batch":
+                return await collector.batch(request, scope, receive, track_id)
+            if kind == "optout":
+                return await collector.optout(request, scope, receive, track_id)
+            return await collector.single_hit(request, scope, receive, track_id)
 
-        return (_WT if kind == "wt" else _POST), hit
+        return _COLLECTOR_METHODS[kind], hit

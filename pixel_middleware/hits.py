@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from collections.abc import Sequence
 
@@ -12,6 +14,9 @@ from .request_info import RequestInfo
 from .settings import PixelSettings
 from .sinks import Hit
 
+# Forwarding parameters with columns of their own: kept there, added back by the relay.
+_FORWARDED = frozenset({"x-wt-ip", "x-wt-ua"})
+
 
 def make_hit(
     settings: PixelSettings,
@@ -21,22 +26,35 @@ def make_hit(
     *,
     anonymous: bool,
     identity: IdentityState,
+    visitor_ip: str | None = None,
+    visitor_ua: str | None = None,
+    hit_id: str | None = None,
 ) -> Hit:
     """The hit for ``params`` (raw wire pairs) as the visitor's state allows it to be stored.
 
     Anonymous: no everID, session, user agent, and at most a truncated IP. Identified: the
-    everID and session of ``identity``, the client IP and user agent.
+    everID and session of ``identity`` (``one``/``fns`` when this visit made them), the visitor's
+    IP and user agent: ``visitor_ip``/``visitor_ua`` when a trusted sender named them, else the
+    request's own.
     """
-    query = wire.encode(
-        wire.enforce(params, settings, anonymous=anonymous, ever_id=identity.ever_id)
+    enforced = wire.enforce(
+        params,
+        settings,
+        anonymous=anonymous,
+        ever_id=identity.ever_id,
+        new_visitor=identity.write_ever_id,
+        new_session=identity.write_session,
     )
+    query = wire.encode([(k, v) for k, v in enforced if wire.param_key(k) not in _FORWARDED])
+    ip = visitor_ip or request.client_ip
     if anonymous:
         return Hit(
             received_at=time.time(),
             track_id=track_id,
             anonymous=True,
             query=query,
-            ip=truncate_ip(request.client_ip, settings.anonymous_ip_truncation),
+            ip=truncate_ip(ip, settings.anonymous_ip_truncation),
+            hit_id=hit_id,
         )
     return Hit(
         received_at=time.time(),
@@ -45,6 +63,20 @@ def make_hit(
         query=query,
         ever_id=identity.ever_id,
         session_id=identity.session_id,
-        ip=request.client_ip,
-        user_agent=request.header("user-agent"),
+        ip=ip,
+        user_agent=visitor_ua if visitor_ua is not None else request.header("user-agent"),
+        hit_id=hit_id,
     )
+
+
+def dedup_id(settings: PixelSettings, *parts: str) -> str:
+    """A hit id derived from what was received, so that a resent request is stored once.
+
+    Mapp's clients resend a batch they think failed (PHP after any answer but 200, cron jobs with
+    the whole file) and the Smart Pixel's queue resends a hit; none sends a request id, and each
+    request carries its millisecond timestamp in ``p``. Keyed with the secret, so the id reveals
+    nothing of what it was made from (an anonymous row's id cannot be checked against an everID).
+    """
+    message = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    digest = hmac.new(settings.secret_key.encode("utf-8"), message, hashlib.sha256)
+    return digest.hexdigest()[:32]

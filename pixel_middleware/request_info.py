@@ -106,6 +106,7 @@ class RequestInfo:
                 anonymous=s.anonymous_cookie_name,
                 ever_id=s.ever_id_cookie_name,
                 session_id=s.session_cookie_name,
+                opt_out=s.opt_out_name,
                 max_length=s.max_cookie_header_bytes,
             )
         return self._cookies
@@ -115,7 +116,11 @@ class RequestInfo:
         if self._decision is None:
             cookies = self.cookies
             self._decision = decide(
-                self.settings, cookies.anonymous, gpc=self.gpc, cookies_readable=cookies.readable
+                self.settings,
+                cookies.anonymous,
+                gpc=self.gpc,
+                cookies_readable=cookies.readable,
+                tracking_opt_out=bool(cookies.opt_out),
             )
         return self._decision
 

@@ -52,6 +52,9 @@ class PixelSettings:
     anonymous_opt_in: bool = False
     suppress_parameter: tuple[str, ...] = ()
     anonymous_cookie_minutes: int = DEFAULT_ANONYMOUS_COOKIE_MINUTES
+    # The Smart Pixel's full tracking opt-out (advanced.optOutName): a visitor with this cookie
+    # is not tracked at all.
+    opt_out_name: str = "webtrekkOptOut"
 
     honor_global_privacy_control: bool = True
     ever_id_cookie_name: str = "wtstp_eid"
@@ -79,6 +82,9 @@ class PixelSettings:
     spool_dir: str = "pixel_spool"
     anonymous_ip_truncation: int = 0
     trusted_proxies: tuple[str, ...] = ()
+    # Servers whose batches may say who the visitor is (X-WT-IP, X-WT-UA) and whose hits are
+    # identified unless marked nc=1: the machines running Mapp's server-side libraries.
+    trusted_senders: tuple[str, ...] = ()
     server_side_page_views: bool = False
     report_token: str | None = field(default=None, repr=False)
 
@@ -115,15 +121,18 @@ class PixelSettings:
                 )
 
     def _check_cookies(self) -> None:
-        for cookie_field in ("anonymous_cookie_name", "ever_id_cookie_name", "session_cookie_name"):
+        cookie_fields = (
+            "anonymous_cookie_name",
+            "ever_id_cookie_name",
+            "session_cookie_name",
+            "opt_out_name",
+        )
+        for cookie_field in cookie_fields:
             value = getattr(self, cookie_field)
             if not COOKIE_NAME_RE.match(value):
                 raise ValueError(f"{cookie_field} is not a valid cookie name: {value!r}")
-        names = {self.anonymous_cookie_name, self.ever_id_cookie_name, self.session_cookie_name}
-        if len(names) != 3:
-            raise ValueError(
-                "anonymous_cookie_name, ever_id_cookie_name and session_cookie_name must differ"
-            )
+        if len({getattr(self, f) for f in cookie_fields}) != len(cookie_fields):
+            raise ValueError(f"{', '.join(cookie_fields)} must all differ")
         if self.cookie_domain is not None and not HOST_RE.match(self.cookie_domain.lstrip(".")):
             raise ValueError(f"cookie_domain is not a host name: {self.cookie_domain!r}")
 
@@ -163,13 +172,14 @@ class PixelSettings:
                 "anonymous_ip_truncation must be 0 (no IP) or 1-3 (bytes zeroed), "
                 f"got {self.anonymous_ip_truncation}"
             )
-        for proxy in self.trusted_proxies:
-            try:
-                ipaddress.ip_network(proxy, strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"trusted_proxies entry is not an IP or network: {proxy!r}"
-                ) from None
+        for list_name in ("trusted_proxies", "trusted_senders"):
+            for network in getattr(self, list_name):
+                try:
+                    ipaddress.ip_network(network, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{list_name} entry is not an IP or network: {network!r}"
+                    ) from None
         if self.report_token is not None and len(self.report_token) < 8:
             raise ValueError("report_token must be at least 8 characters")
 
@@ -272,8 +282,12 @@ class PixelSettings:
         return cls.from_mapping(values)
 
 
-_NAME_LISTS = ("suppress_parameter", "trusted_proxies", "exclude_paths")
-_SMART_PIXEL_TOP = {"trackId": "track_id", "trackDomain": "track_domain"}
+_NAME_LISTS = ("suppress_parameter", "trusted_proxies", "trusted_senders", "exclude_paths")
+_SMART_PIXEL_TOP = {
+    "trackId": "track_id",
+    "trackDomain": "track_domain",
+    "optOutName": "opt_out_name",
+}
 _USER_IDENTIFICATION = {
     "enableAnonymousFunction": "enable_anonymous_function",
     "anonymousCookieName": "anonymous_cookie_name",
@@ -286,12 +300,16 @@ _USER_IDENTIFICATION = {
 # Real Smart Pixel settings that concern only the browser pixel; accepted so a pasted config loads.
 _SMART_PIXEL_IGNORED = frozenset(
     {
+        # wtSmart.init and wtSmart.advanced keys (the package's types/types.d.ts, 1.10.0)
         "domain",
         "cookie",
         "mode",
         "requestLimit",
         "requestQueue",
         "requestObfuscation",
+        "registerObfuscation",
+        "parameterObfuscation",
+        "requestType",
         "forceOldEverId",
         "execCDB",
         "useCDBCache",
@@ -300,8 +318,14 @@ _SMART_PIXEL_IGNORED = frozenset(
         "sendViaSDK",
         "sendViaServer",
         "forceSameSite",
+        "productMerge",
+        "tabBrowsing",
+        "preRendering",
+        "advancedPermission",
     }
 )
+# userIdentification keys that concern only the browser pixel.
+_USER_IDENTIFICATION_IGNORED = frozenset({"temporarySessionId", "saveTemporarySessionId"})
 
 
 def _smart_pixel_value(key: str, value: Any) -> Any:
@@ -314,8 +338,14 @@ def _smart_pixel_value(key: str, value: Any) -> Any:
 def _user_identification(block: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in block.items():
+        if key in _USER_IDENTIFICATION_IGNORED:
+            continue
         if key not in _USER_IDENTIFICATION:
-            raise _unknown("userIdentification key", key, _USER_IDENTIFICATION)
+            raise _unknown(
+                "userIdentification key",
+                key,
+                [*_USER_IDENTIFICATION, *_USER_IDENTIFICATION_IGNORED],
+            )
         name = _USER_IDENTIFICATION[key]
         if name in out:
             raise ValueError(f"userIdentification sets {name} twice (old and new name)")

@@ -10,64 +10,121 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from .settings import PARAMETER_NAME_RE, PixelSettings
 
-MAX_REQUEST_CHARS = 30_720  # Mapp cuts URLs here; we refuse longer ones instead of cutting.
+MAX_REQUEST_CHARS = 30_720  # Mapp's limit; the Smart Pixel cuts whole URLs at 30,719 characters.
 MAX_BATCH_LINES = 10_000
 PIXEL_VERSION = "600"
 
 Params = list[tuple[str, str]]
 
-# Never sent for an anonymous visitor, whatever suppressParameter says.
-IDENTIFIER_PARAMS = frozenset({"eid", "one", "X-WT-UA", "X-WT-IP", "uc701", "ui5", "fpv", "fpt"})
-_IDENTIFIER_PREFIXES = ("X-WT-SEC-CH-UA",)
-_IDENTITY_PARAMS = frozenset({"eid", "nc"})
+# Parameters that identify a person or a browser, as Mapp's clients send them: the Smart Pixel
+# 1.10 (eid, one, fns, uc701, ui5, fpv/fpt, X-WT-EID, X-WT-UA) and the Node, PHP and Java server
+# libraries (ceid, X-WT-IP, X-WT-UA, X-WT-SEC-CH-UA*). Never stored or sent for an anonymous
+# visitor, whatever suppressParameter says. Matched on the decoded name in any case, with a PHP
+# "[…]" suffix ignored: "EID", "%65id" and "eid[0]" are all eid. static/pixel.js is served with
+# these same lists filled in (assets.py), so the browser and the server cannot drift apart.
+IDENTIFIER_PARAMS = ("eid", "ceid", "one", "fns", "uc701", "ui5", "fpv", "fpt")
+IDENTIFIER_PREFIXES = ("x-wt-",)
+# Decided by the server for every hit, whatever the sender put in: the visitor's state (nc, eid)
+# and whether this visit made a new visitor (one) or a new session (fns).
+_SERVER_SET = frozenset({"eid", "nc", "one", "fns"})
 # RFC 3986 query characters; browsers escape everything else (spaces, quotes, <, >, non-ASCII).
 _RAW_VALUE_RE = re.compile(r"^(?:[A-Za-z0-9\-._~!$'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$")
-_P_RE = re.compile(r"^\d+,")
+_RAW_CHAR_RE = re.compile(r"%[0-9A-Fa-f]{2}|[A-Za-z0-9\-._~!$'()*+,;=:@/?]")
+_P_RE = re.compile(r"^\d+(?:,|$)")
 
 
 class WireError(ValueError):
-    """An incoming pixel request that is not in Mapp's format."""
+    """An incoming request that is not a pixel request at all."""
+
+
+@lru_cache(maxsize=4096)
+def param_key(name: str) -> str:
+    """The name rules compare: percent-decoded, lower case, without a PHP ``[…]`` suffix."""
+    decoded = unquote(name, errors="replace") if "%" in name else name
+    return decoded.split("[", 1)[0].strip().lower()
+
+
+def is_identifier(name: str) -> bool:
+    key = param_key(name)
+    return key in IDENTIFIER_PARAMS or key.startswith(IDENTIFIER_PREFIXES)
+
+
+def sanitize(raw: str) -> str:
+    """``raw`` as a valid query component: stray ``%`` and characters a browser would have
+    escaped are percent-encoded, valid escapes are kept as they came.
+
+    Requests are read as Latin-1, one character per byte, so each such character is encoded as
+    the byte it came as: a raw UTF-8 sequence becomes the escapes of the same bytes.
+    """
+    if _RAW_VALUE_RE.match(raw):
+        return raw
+    out: list[str] = []
+    index = 0
+    while index < len(raw):
+        match = _RAW_CHAR_RE.match(raw, index)
+        if match:
+            out.append(match.group())
+            index = match.end()
+        else:
+            char = raw[index]
+            out.append(quote(char, safe="", encoding="latin-1" if char <= "\xff" else "utf-8"))
+            index += 1
+    return "".join(out)
 
 
 def parse_query(raw: str) -> Params:
-    """Split a pixel request's query into (name, raw value) pairs, checking the format.
+    """Split a pixel request's query into (name, raw value) pairs, sanitised.
 
-    Raises ``WireError`` for anything a Smart Pixel or Mapp's libraries would never send.
+    Mapp's clients send more than the textbook form (bracketed names from PHP, values the Smart
+    Pixel cut mid-escape at its length limit, parameters in random order), and a refused hit
+    holds up every later hit in the Smart Pixel's queue. So only what is not a pixel request at
+    all is refused: no ``p`` parameter, or a request longer than Mapp's limit. Everything else is
+    kept, made valid: names and values are percent-encoded where they were not.
     """
     if len(raw) > MAX_REQUEST_CHARS:
         raise WireError(f"request longer than {MAX_REQUEST_CHARS} characters")
+    if raw.startswith("?"):
+        raw = raw[1:]  # the Smart Pixel's beacon body
     params: Params = []
+    seen_p = False
     for part in raw.split("&"):
         if not part:
             continue
         name, _, value = part.partition("=")
-        if not PARAMETER_NAME_RE.match(name):
-            raise WireError(f"invalid parameter name {name[:40]!r}")
-        if not _RAW_VALUE_RE.match(value):
-            raise WireError(f"parameter {name!r} has characters that must be percent-encoded")
+        name, value = sanitize(name.strip()), sanitize(value)
+        if not name:
+            continue
+        if name == "p":
+            if seen_p:
+                continue  # one page per request: the first p is the page
+            seen_p = True
         params.append((name, value))
-    p_values = [value for name, value in params if name == "p"]
-    if len(p_values) != 1 or not _P_RE.match(p_values[0]):
-        raise WireError("a pixel request needs exactly one p parameter of the form p=600,<page>,…")
+    p_value = next((value for name, value in params if name == "p"), None)
+    if p_value is None or not _P_RE.match(p_value):
+        raise WireError("a pixel request needs a p parameter of the form p=600,<page>,…")
     return params
 
 
+def batch_lines(body: str) -> list[str]:
+    """The requests of a batch body: one per line (LF or CRLF), and PHP's fork-curl consumer
+    joins them with a literal backslash-n, which cannot occur inside an encoded request."""
+    return [
+        part.strip() for line in body.splitlines() for part in line.split("\\n") if part.strip()
+    ]
+
+
 def parse_batch_line(line: str) -> Params:
-    """One line of a batch body: ``wt?<query>`` (as Mapp's libraries send it) or the bare query."""
+    """One line of a batch body: ``wt?<query>`` (Mapp's libraries), ``?<query>`` (the Smart
+    Pixel's beacon), a full URL, or the bare query."""
     line = line.strip()
-    if "?" in line:
-        path, _, line = line.partition("?")
-        if path.rsplit("/", 1)[-1] != "wt":
-            raise WireError("a batch line must be a wt request")
+    head, mark, tail = line.partition("?")
+    if mark and "=" not in head and "&" not in head:
+        line = tail  # "wt?…", "?…", "https://host/123/wt?…"; a bare query keeps its own "?"
     return parse_query(line)
-
-
-def is_identifier(name: str) -> bool:
-    return name in IDENTIFIER_PARAMS or name.startswith(_IDENTIFIER_PREFIXES)
 
 
 def enforce(
@@ -76,27 +133,53 @@ def enforce(
     *,
     anonymous: bool,
     ever_id: str | None,
+    new_visitor: bool = False,
+    new_session: bool = False,
 ) -> Params:
     """Make a request obey the visitor's state, whatever the sender put in it.
 
     Anonymous: identifiers and suppressed parameters go, ``nc=1`` follows ``p``. Identified: the
-    given everID (if any) follows ``p`` as ``eid``, and no ``nc`` is sent. Order is otherwise kept.
+    given everID (if any) follows ``p`` as ``eid``, then ``one=1`` / ``fns=1`` when this visit
+    made the everID / the session. No sender's own ``eid``, ``nc``, ``one`` or ``fns`` survives.
+    Order is otherwise kept.
     """
     if anonymous:
-        suppressed = settings.suppress_parameter
+        suppressed = _suppressed(settings.suppress_parameter)
         kept = [
             (name, value)
             for name, value in params
-            if name not in _IDENTITY_PARAMS and not is_identifier(name) and name not in suppressed
+            if (key := param_key(name)) not in _SERVER_SET
+            and key not in IDENTIFIER_PARAMS
+            and not key.startswith(IDENTIFIER_PREFIXES)
+            and key not in suppressed
         ]
-        identity: tuple[str, str] | None = ("nc", "1")
+        identity: Params = [("nc", "1")]
     else:
-        kept = [(name, value) for name, value in params if name not in _IDENTITY_PARAMS]
-        identity = None if ever_id is None else ("eid", ever_id)
-    if identity is not None:
+        kept = [(name, value) for name, value in params if param_key(name) not in _SERVER_SET]
+        identity = [] if ever_id is None else [("eid", ever_id)]
+        if new_visitor:
+            identity.append(("one", "1"))
+        if new_session:
+            identity.append(("fns", "1"))
+    if identity:
         at = next((i + 1 for i, (name, _) in enumerate(kept) if name == "p"), 0)
-        kept.insert(at, identity)
+        kept[at:at] = identity
     return kept
+
+
+@lru_cache(maxsize=64)
+def _suppressed(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(name.lower() for name in names)
+
+
+def sender_marked_anonymous(params: Iterable[tuple[str, str]]) -> bool:
+    """Whether the sender sent ``nc=1`` (the Smart Pixel adds it when a visitor turns anonymous)."""
+    return any(value == "1" and param_key(name) == "nc" for name, value in params)
+
+
+def first_value(params: Iterable[tuple[str, str]], key: str) -> str | None:
+    """The raw value of the first parameter whose ``param_key`` is ``key``."""
+    return next((value for name, value in params if param_key(name) == key), None)
 
 
 def encode(params: Sequence[tuple[str, str]]) -> str:
@@ -157,6 +240,6 @@ def check_data_name(name: str) -> str:
     """Validate a data parameter name given by application code."""
     if not PARAMETER_NAME_RE.match(name):
         raise ValueError(f"parameter names must match ^[A-Za-z0-9_-]+$, got {name!r}")
-    if name in _IDENTITY_PARAMS or name in {"p", "pu", "la"}:
+    if name in _SERVER_SET or name in {"p", "pu", "la"}:
         raise ValueError(f"{name!r} is set by the middleware, not by application code")
     return name

@@ -77,7 +77,7 @@ def test_store_end_to_end(store: str, tmp_path: Path) -> None:
         r = anon.post(
             f"/_pixel/{TRACK_ID}/batch", content=batch, headers={"content-type": "text/plain"}
         )
-        assert r.status_code == 204
+        assert r.status_code == 200
 
         gpc = httpx2.Client(base_url=url, headers={"sec-gpc": "1", "user-agent": "UA/gpc"})
         assert gpc.get(f"{WT}?{Q}{LEAKY}&cp1=gpc").status_code == 200
@@ -148,7 +148,14 @@ def test_postgres_restart_loses_nothing(pg: PostgresServer, tmp_path: Path) -> N
 def collector(port: int, tmp_path: Path) -> tuple[PixelMiddleware, str]:
     """A second pixel_middleware acting as Mapp's track server, storing into SQLite."""
     store = f"sqlite:{tmp_path}/collector-{port}.sqlite3"
-    return site(store=store, enable_anonymous_function=False, suppress_parameter=()), store
+    # The relay is a server speaking for its visitors: trusted, its X-WT-IP/X-WT-UA are believed.
+    back = site(
+        store=store,
+        enable_anonymous_function=False,
+        suppress_parameter=(),
+        trusted_senders=("127.0.0.1",),
+    )
+    return back, store
 
 
 def test_relay_to_a_collector_that_is_down_for_a_while(tmp_path: Path) -> None:
@@ -184,8 +191,12 @@ def test_relay_to_a_collector_that_is_down_for_a_while(tmp_path: Path) -> None:
             # nc=1 survives the relay, and no forwarding parameter was added.
             assert "X-WT-IP" not in params and "X-WT-UA" not in params and "nc=1" in r["query"]
             assert "cd" not in params and r["customer_id"] is None
+            assert r["user_agent"] is None and r["ip"] is None
         else:
-            assert params["X-WT-IP"] == "127.0.0.1" and params["X-WT-UA"] == "UA/identified"
+            # The visitor's address and browser, carried by X-WT-IP/X-WT-UA, land in their
+            # columns: not the relay's own user agent.
+            assert r["ip"] == "127.0.0.1" and r["user_agent"] == "UA/identified"
+            assert "X-WT-IP" not in params and "X-WT-UA" not in params
             assert r["ever_id"] and r["ever_id"] == ident.cookies["wtstp_eid"]
     assert sum(r["anonymous"] for r in rows) == 5
 

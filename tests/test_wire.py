@@ -42,32 +42,64 @@ def test_identified_without_everid_sends_neither_eid_nor_nc() -> None:
     assert names(wire.encode(out)) == ["p"]
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        "",
-        "cp1=x",
-        "p=abc",
-        "p=600,a&p=600,b",
-        "p=600,a&bad name=1",
-        "p=600,a&cp1=<script>",
-        "p=600,a&x=\u00e9",
-        "p=600,a&cp1=a b",
-        "p=600,a&cp1=100%",
-        "p=600,a&cp1=%zz",
-        "p=600," + "a" * 31_000,
-    ],
-)
-def test_garbage_is_refused(raw: str) -> None:
+@pytest.mark.parametrize("raw", ["", "cp1=x", "p=abc", "&&&", "P=600,a", "p=600," + "a" * 31_000])
+def test_what_is_not_a_hit_is_refused(raw: str) -> None:
     with pytest.raises(wire.WireError):
         wire.parse_query(raw)
 
 
-def test_batch_lines_accept_mapps_form() -> None:
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # A second page in one request: the first p is the page.
+        ("p=600,a&p=600,b", [("p", "600,a")]),
+        ("p=600,a&bad name=1", [("p", "600,a"), ("bad%20name", "1")]),
+        ("p=600,a&cp1=<script>", [("p", "600,a"), ("cp1", "%3Cscript%3E")]),
+        ("p=600,a&x=\u00e9", [("p", "600,a"), ("x", "%E9")]),
+        ("p=600,a&cp1=a b", [("p", "600,a"), ("cp1", "a%20b")]),
+        # The Smart Pixel cuts long URLs anywhere, also inside an escape.
+        ("p=600,a&cp1=100%", [("p", "600,a"), ("cp1", "100%25")]),
+        ("p=600,a&cp1=%C3%A9%C", [("p", "600,a"), ("cp1", "%C3%A9%25C")]),
+        ("p=600,a&cp1=%zz", [("p", "600,a"), ("cp1", "%25zz")]),
+        # PHP's product lists: bracketed names, escaped or not.
+        (
+            "p=600,a&ca2%5B0%5D=Men&ca2[1]=",
+            [("p", "600,a"), ("ca2%5B0%5D", "Men"), ("ca2%5B1%5D", "")],
+        ),
+        # The beacon body and obfuscated order: p anywhere.
+        ("?cp1=x&p=600,a", [("cp1", "x"), ("p", "600,a")]),
+    ],
+)
+def test_odd_requests_from_real_clients_are_kept_sanitised(
+    raw: str, expected: list[tuple[str, str]]
+) -> None:
+    assert wire.parse_query(raw) == expected
+
+
+def test_identifiers_match_in_any_case_escape_and_bracket_form() -> None:
+    params = wire.parse_query(
+        f"{Q}&EID={EID}&%65id=1&eid%5B0%5D=2&CEID=crm-1&x-wt-ip=1.2.3.4&X-Wt-Ua=UA&UC701=r"
+        "&X-WT-EID=9&One=1&FNS=1&fpv=t&cp1=kept&CD=42&uc5%5B0%5D=f"
+    )
+    out = wire.enforce(params, ANON, anonymous=True, ever_id=None)
+    assert names(wire.encode(out)) == ["p", "nc", "cp1"]
+
+
+def test_batch_lines_accept_every_form_mapps_clients_send() -> None:
     assert wire.parse_batch_line(f"wt?{Q}&cp1=a")[1] == ("cp1", "a")
     assert wire.parse_batch_line(f"/123451234512345/wt?{Q}")[0][0] == "p"
+    assert wire.parse_batch_line(f"?{Q}")[0][0] == "p"  # the Smart Pixel's beacon
+    assert wire.parse_batch_line(f"https://t.example/123451234512345/wt?{Q}")[0][0] == "p"
+    # A bare query whose values hold a "?" is not cut there.
+    assert wire.parse_batch_line(f"{Q}&pu=http%3A%2F%2Fx/?a")[1] == ("pu", "http%3A%2F%2Fx/?a")
     with pytest.raises(wire.WireError):
-        wire.parse_batch_line(f"evil?{Q}")
+        wire.parse_batch_line("evil?cp1=x")
+    # PHP's fork-curl consumer joins lines with a literal backslash-n; Windows with CRLF.
+    assert wire.batch_lines("wt?p=600,a\\nwt?p=600,b\r\nwt?p=600,c\n\n") == [
+        "wt?p=600,a",
+        "wt?p=600,b",
+        "wt?p=600,c",
+    ]
 
 
 def test_page_request_leaves_unknown_fields_empty() -> None:
