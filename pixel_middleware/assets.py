@@ -4,16 +4,37 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope
 
+from . import wire
 from .request_info import RequestInfo
 from .resources import static_dir
 from .responses import NO_STORE, query, text
 from .settings import PixelSettings
+
+
+def browser_script() -> bytes:
+    """``static/pixel.js`` with the server's identifier lists filled in.
+
+    The lists live in one place (``wire``); the file in the repository carries a copy between
+    markers so that it also runs unserved, and the copy is replaced here at start-up.
+    """
+    script = (static_dir() / "pixel.js").read_text(encoding="utf-8")
+    for marker, values in (
+        ("identifiers", wire.IDENTIFIER_PARAMS),
+        ("prefixes", wire.IDENTIFIER_PREFIXES),
+    ):
+        pattern = re.compile(rf"/\*pixel:{marker}\*/.*?/\*end\*/")
+        script, count = pattern.subn(json.dumps(list(values)).replace("\\", r"\\"), script)
+        if count != 1:
+            raise RuntimeError(f"static/pixel.js has no /*pixel:{marker}*/ list")
+    return script.encode("utf-8")
 
 
 class Assets:
@@ -21,7 +42,7 @@ class Assets:
 
     def __init__(self, settings: PixelSettings) -> None:
         self.settings = settings
-        self._script = (static_dir() / "pixel.js").read_bytes()
+        self._script = browser_script()
         self._script_etag = '"' + hashlib.sha256(self._script).hexdigest()[:16] + '"'
 
     async def script(self, request: RequestInfo, scope: Scope, receive: Receive) -> Response:

@@ -29,8 +29,11 @@ _COLLECTOR_METHODS = {"wt": _GET_POST, "batch": _POST, "optout": _GET}
 class Endpoints:
     """The ASGI app mounted at ``settings.prefix`` by the middleware."""
 
-    def __init__(self, settings: PixelSettings, sink: Sink) -> None:
+    def __init__(self, settings: PixelSettings, sink: Sink, *, base: str | None = None) -> None:
+        """``base`` is the path the endpoints live under: ``settings.prefix`` unless given
+        (``""`` serves them at the root of a host, as :mod:`.standalone` does)."""
         self.settings = settings
+        self.base = settings.prefix if base is None else base
         self.consent = Consent(settings)
         self.assets = Assets(settings)
         self.collector = Collector(settings, sink)
@@ -48,7 +51,7 @@ class Endpoints:
 
     async def handle(self, scope: Scope, receive: Receive) -> Response:
         request = RequestInfo(scope, self.settings)
-        sub = request.path[len(self.settings.prefix) :]
+        sub = request.path[len(self.base) :]
         route = self._route(sub)
         if route is None:
             return text(404, "not found")

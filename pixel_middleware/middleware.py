@@ -20,6 +20,7 @@ from .headers import ResponsePlan, after_injection, with_cookies
 from .hits import make_hit
 from .identity import identity_writes
 from .inject import body_close_position, csp_nonce, gunzip, gzip_bytes, splice
+from .lifespan import SinkLifespan
 from .request_info import RequestInfo
 from .settings import PixelSettings
 from .sinks import Sink, build_sink
@@ -87,67 +88,7 @@ class PixelMiddleware:
         await self.app(scope, receive, response.send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass lifespan to the app, checking the sink at start-up and closing it at shutdown.
-
-        Django's ASGI handler refuses lifespan outright (it raises before reading a message);
-        the middleware then answers lifespan itself, so the sink is still checked and flushed.
-        """
-        received = False
-
-        async def app_receive() -> Message:
-            nonlocal received
-            received = True
-            return await receive()
-
-        async def app_send(message: Message) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                failure = await self._start_sink()
-                if failure:
-                    message = {"type": "lifespan.startup.failed", "message": failure}
-            elif message["type"] == "lifespan.shutdown.complete":
-                await self._close_sink()
-            await send(message)
-
-        try:
-            await self.app(scope, app_receive, app_send)
-        except Exception:
-            if received:
-                raise
-            logger.debug("app does not speak lifespan; PixelMiddleware answers it")
-            await self._own_lifespan(receive, send)
-
-    async def _own_lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                failure = await self._start_sink()
-                if failure:
-                    await send({"type": "lifespan.startup.failed", "message": failure})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self._close_sink()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    async def _start_sink(self) -> str | None:
-        """Check that hits can be kept (the store, the spool); the reason if they cannot."""
-        start = getattr(self.sink, "start", None)
-        if start is None:
-            return None
-        try:
-            await start()
-        except Exception as exc:
-            logger.error("pixel_middleware cannot keep hits: %s", exc)
-            return f"pixel_middleware cannot keep hits: {exc}"
-        return None
-
-    async def _close_sink(self) -> None:
-        try:
-            await self.sink.close()
-        except Exception:
-            # Said loudly: a server only logs a failed lifespan at INFO.
-            logger.exception("pixel_middleware could not close its sink; hits may be lost")
+        await SinkLifespan(self.sink).wrap(self.app, scope, receive, send)
 
 
 class _State(dict[str, Any]):
@@ -230,7 +171,12 @@ class _Response:
             return
         plan = ResponsePlan(message.get("status", 200), headers)
         method = self.state._scope.get("method", "GET")
-        if mw.settings.server_side_page_views and plan.page and method == "GET":
+        if (
+            mw.settings.server_side_page_views
+            and plan.page
+            and method == "GET"
+            and self.state.visitor.tracked
+        ):
             await self._record_page_view()
         if mw.settings.inject and plan.injectable(method):
             self.start, self.plan = message, plan

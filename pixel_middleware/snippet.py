@@ -48,8 +48,11 @@ def render_template(visitor: Visitor, *, nonce: str | None = None) -> str:
 
 
 def _noscript_url(visitor: Visitor) -> str | None:
-    # A page counted on the server gets no <noscript> pixel: it would count it twice.
-    return None if visitor.settings.server_side_page_views else visitor.pixel_url()
+    # A page counted on the server gets no <noscript> pixel: it would count it twice. A visitor
+    # who opted out of tracking gets none either.
+    if visitor.settings.server_side_page_views or not visitor.tracked:
+        return None
+    return visitor.pixel_url()
 
 
 class CompiledSnippet:
@@ -105,6 +108,7 @@ def _dynamic_config(visitor: Visitor) -> str:
     )
     text = (
         f'"anonymous":{"true" if visitor.anonymous else "false"},'
+        f'"tracked":{"true" if visitor.tracked else "false"},'
         f'"gpc":{"true" if visitor.gpc else "false"},'
         f'"page":{{"name":{encode_basestring_ascii(visitor.page_name)},"params":[{params}]}}}}'
     )

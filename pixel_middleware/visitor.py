@@ -138,9 +138,15 @@ class Visitor:
             **static_config(self.settings),
             # Per-request values last: the compiled snippet encodes only these (snippet.py).
             "anonymous": self.anonymous,
+            "tracked": self.tracked,
             "gpc": self._gpc,
             "page": {"name": self._page_name, "params": [list(p) for p in self.data()]},
         }
+
+    @property
+    def tracked(self) -> bool:
+        """False for a visitor who opted out of tracking altogether (``webtrekkOptOut``)."""
+        return self.decision.tracked
 
     @property
     def gpc(self) -> bool:
@@ -166,6 +172,7 @@ def static_config(settings: PixelSettings) -> dict[str, Any]:
         "anonymousCookieMinutes": s.anonymous_cookie_minutes,
         "honorGlobalPrivacyControl": s.honor_global_privacy_control,
         "cookieDomain": s.cookie_domain,
+        "optOutName": s.opt_out_name,
         # With server-side page views the server counted this page already.
         "pageRequest": not s.server_side_page_views,
     }

@@ -5,7 +5,11 @@
   "use strict";
 
   var MAX_URL = 30720;
-  var IDENTIFIERS = ["eid", "one", "X-WT-UA", "X-WT-IP", "uc701", "ui5", "fpv", "fpt", "nc"];
+  /* Filled in by the server from pixel_middleware/wire.py when it serves this file, so the browser
+   * and the server drop the same parameters. Names are compared in lower case. */
+  var IDENTIFIERS = /*pixel:identifiers*/["eid", "ceid", "one", "fns", "uc701", "ui5", "fpv", "fpt"]/*end*/;
+  var IDENTIFIER_PREFIXES = /*pixel:prefixes*/["x-wt-"]/*end*/;
+  var SERVER_SET = ["eid", "nc", "one", "fns"];
 
   function readCookie(name) {
     var parts = d.cookie ? d.cookie.split(";") : [];
@@ -27,18 +31,30 @@
     return present || !!(gpc && honorGpc);
   }
 
+  function key(name) {
+    return String(name).split("[")[0].toLowerCase();
+  }
+
   function isIdentifier(name) {
-    return IDENTIFIERS.indexOf(name) > -1 || name.indexOf("X-WT-SEC-CH-UA") === 0;
+    var k = key(name);
+    if (IDENTIFIERS.indexOf(k) > -1) return true;
+    for (var i = 0; i < IDENTIFIER_PREFIXES.length; i++) {
+      if (k.indexOf(IDENTIFIER_PREFIXES[i]) === 0) return true;
+    }
+    return false;
   }
 
   /* params: [[name, value], ...] in plain text; returns the pairs that may leave the browser. */
   function enforce(params, ui, anonymous) {
     var out = [];
-    var suppressed = ui.suppressParameter || [];
+    var suppressed = [];
+    for (var s = 0; s < (ui.suppressParameter || []).length; s++) {
+      suppressed.push(key(ui.suppressParameter[s]));
+    }
     for (var i = 0; i < params.length; i++) {
       var name = params[i][0];
-      if (name === "nc" || name === "eid") continue;
-      if (anonymous && (isIdentifier(name) || suppressed.indexOf(name) > -1)) continue;
+      if (SERVER_SET.indexOf(key(name)) > -1) continue;
+      if (anonymous && (isIdentifier(name) || suppressed.indexOf(key(name)) > -1)) continue;
       out.push([name, params[i][1]]);
     }
     if (anonymous) out.unshift(["nc", "1"]);
@@ -74,7 +90,13 @@
     img.src = url;
   }
 
+  /* The Smart Pixel's full opt-out: nothing at all is sent for such a visitor. */
+  function trackingOptedOut() {
+    return config.tracked === false || !!readCookie(config.optOutName || "webtrekkOptOut");
+  }
+
   function request(extra) {
+    if (trackingOptedOut()) return null;
     var s = w.screen;
     var anonymous = anonymousNow();
     var p = ["600", encodeURIComponent(config.page.name), "1", s.width + "x" + s.height,
@@ -122,9 +144,29 @@
       },
       getAnonymousCookie: function () {
         return !!readCookie(config.userIdentification.anonymousCookieName);
+      },
+      /* The full tracking opt-out, as the Smart Pixel writes it and tells its track server. */
+      setTrackingOptOut: function (minutes) {
+        var m = typeof minutes === "number" ? minutes : config.anonymousCookieMinutes;
+        d.cookie = config.optOutName + "=1; path=/; max-age=" + Math.round(m * 60) +
+          "; expires=" + new Date(Date.now() + m * 60000).toUTCString() + cookieAttributes();
+        optoutRequest(Math.floor(m / 1440));
+      },
+      deleteTrackingOptOut: function () {
+        d.cookie = config.optOutName +
+          "=; path=/; max-age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT" + cookieAttributes();
+        optoutRequest(-2);
+      },
+      getTrackingOptOut: function () {
+        return !!readCookie(config.optOutName);
       }
     }
   };
+
+  function optoutRequest(days) {
+    var img = new Image(1, 1);
+    img.src = config.endpoint.replace(/\/wt$/, "/optout") + "?duration=" + days;
+  }
 
   function cookieAttributes() {
     var attrs = "; samesite=lax";
