@@ -61,7 +61,7 @@ JSON_BYTES = len(json.dumps(JSON_DATA, separators=(",", ":")))
 def settings(**overrides: Any) -> PixelSettings:
     values: dict[str, Any] = {
         "track_id": TRACK_ID,
-        "secret_key": "bench",
+        "secret_key": "bench-secret-key-0123456789",
         "enable_anonymous_function": True,
         "suppress_parameter": ("cd", "uc5", "uc7"),
         "store": None,

@@ -124,19 +124,34 @@ def pixel_cookies(
     opt_out: str,
     max_length: int,
 ) -> PixelCookies:
-    """Read the choice cookies (as the Smart Pixel does) and the two identifier cookies."""
-    found = read_cookies(raw, (anonymous, ever_id, session_id), max_length=max_length)
-    if found is None:
-        return PixelCookies(readable=False)
-    choices = read_cookies_as_pixel(raw or "", (anonymous, opt_out))
-    if not found and not choices:
+    """Read the pixel's cookies in one pass over the header.
+
+    The two choice cookies (``anonymous``, ``opt_out``) are read as the Smart Pixel reads
+    ``document.cookie`` (see :func:`read_cookies_as_pixel`): raw value, last occurrence wins. The
+    identifier cookies are the server's own: first occurrence (the most specific path), trimmed.
+    """
+    if raw is None:
         return _NONE
-    return PixelCookies(
-        choices.get(anonymous),
-        found.get(ever_id),
-        found.get(session_id),
-        opt_out=choices.get(opt_out),
-    )
+    if len(raw) > max_length:
+        return PixelCookies(readable=False)
+    choice = opted_out = eid = sid = None
+    for chunk in raw.split(";"):
+        name, sep, value = chunk.partition("=")
+        if not sep:
+            continue
+        name = name.strip()
+        if name == anonymous:
+            choice = value
+        elif name == opt_out:
+            opted_out = value
+        elif name == ever_id:
+            if eid is None:
+                eid = value.strip()
+        elif name == session_id and sid is None:
+            sid = value.strip()
+    if choice is None and opted_out is None and eid is None and sid is None:
+        return _NONE
+    return PixelCookies(choice, eid, sid, True, opted_out)
 
 
 def read_cookies_as_pixel(raw: str, names: Iterable[str]) -> dict[str, str]:

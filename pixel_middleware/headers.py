@@ -25,6 +25,7 @@ class ResponsePlan:
         "content_length",
         "csp",
         "encoding",
+        "gzipped",
         "headers",
         "html",
         "status",
@@ -56,6 +57,7 @@ class ResponsePlan:
                 csp.append(value)
         self.cache_control = b",".join(cache_control).decode("latin-1").lower()
         self.csp = b"; ".join(csp).decode("latin-1") if csp else None
+        self.gzipped = self.encoding == b"gzip"
 
     @property
     def page(self) -> bool:
@@ -69,10 +71,6 @@ class ResponsePlan:
         and every response that is not a plain 200 HTML page, passes through untouched.
         """
         return self.page and method != "HEAD" and self.encoding in (b"", b"identity", b"gzip")
-
-    @property
-    def gzipped(self) -> bool:
-        return self.encoding == b"gzip"
 
     @property
     def publicly_cacheable(self) -> bool:

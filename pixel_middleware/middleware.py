@@ -127,10 +127,6 @@ class _State(dict[str, Any]):
         visitor: Visitor = self["pixel"]
         return visitor
 
-    @property
-    def visitor_made(self) -> bool:
-        return self.request is not None
-
 
 class _Response:
     """One response on its way out: passes through, or is held, injected and released."""
@@ -164,7 +160,7 @@ class _Response:
     async def _on_start(self, message: Message) -> None:
         mw = self.middleware
         headers = message.get("headers", ())
-        if not (self.state.visitor_made or _html(headers)):
+        if self.state.request is None and not _html(headers):
             # The common case of an API: nothing to add, nothing to read. Pass it on as it is.
             self.passthrough = True
             await self._send(message)
@@ -186,10 +182,18 @@ class _Response:
 
     def _with_cookies(self, message: Message, plan: ResponsePlan) -> Message:
         """``message`` with the identifier cookies of the visitor, if one was made."""
-        if not self.state.visitor_made:
-            return message
+        if self.state.request is None:
+            return message  # no visitor was made: nothing to write
+        identity = self.state.visitor.identity
+        if not (
+            identity.write_ever_id
+            or identity.write_session
+            or identity.expire_ever_id
+            or identity.expire_session
+        ):
+            return message  # the common case: a returning visitor keeps both cookies
         settings = self.middleware.settings
-        writes = identity_writes(settings, self.state.visitor.identity)
+        writes = identity_writes(settings, identity)
         if writes and plan.publicly_cacheable:
             # A shared cache would hand this visitor's new everID to everyone: write it later.
             writes = [w for w in writes if w.expires]
@@ -251,6 +255,9 @@ class _Response:
 
     async def _send_chunks(self, chunks: list[bytes]) -> None:
         """The page as the app's own chunks: no copy of the whole page is made to send it."""
+        if len(chunks) == 1:
+            await self._send({"type": "http.response.body", "body": chunks[0]})
+            return
         last = len(chunks) - 1
         if last < 0:
             await self._send({"type": "http.response.body", "body": b""})

@@ -24,6 +24,20 @@ class Visitor:
     are plain text; encoding for the wire happens when a request is built.
     """
 
+    __slots__ = (
+        "_cookies",
+        "_customer",
+        "_gpc",
+        "_identity",
+        "_page",
+        "_page_name",
+        "_page_url",
+        "_referrer",
+        "_time_ms",
+        "decision",
+        "settings",
+    )
+
     def __init__(
         self,
         settings: PixelSettings,
