@@ -81,6 +81,8 @@ class PixelSettings:
     log_hits: bool = False
     spool_dir: str = "pixel_spool"
     anonymous_ip_truncation: int = 0
+    # Query parameters an anonymous visitor's page URL and referrer may keep (all others go).
+    anonymous_query_allowlist: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     # Servers whose batches may say who the visitor is (X-WT-IP, X-WT-UA) and whose hits are
     # identified unless marked nc=1: the machines running Mapp's server-side libraries.
@@ -282,7 +284,13 @@ class PixelSettings:
         return cls.from_mapping(values)
 
 
-_NAME_LISTS = ("suppress_parameter", "trusted_proxies", "trusted_senders", "exclude_paths")
+_NAME_LISTS = (
+    "suppress_parameter",
+    "trusted_proxies",
+    "trusted_senders",
+    "exclude_paths",
+    "anonymous_query_allowlist",
+)
 _SMART_PIXEL_TOP = {
     "trackId": "track_id",
     "trackDomain": "track_domain",

@@ -187,6 +187,7 @@ def static_config(settings: PixelSettings) -> dict[str, Any]:
         "honorGlobalPrivacyControl": s.honor_global_privacy_control,
         "cookieDomain": s.cookie_domain,
         "optOutName": s.opt_out_name,
+        "anonymousQueryAllowlist": list(s.anonymous_query_allowlist),
         # With server-side page views the server counted this page already.
         "pageRequest": not s.server_side_page_views,
     }

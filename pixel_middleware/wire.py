@@ -145,14 +145,22 @@ def enforce(
     """
     if anonymous:
         suppressed = _suppressed(settings.suppress_parameter)
-        kept = [
-            (name, value)
-            for name, value in params
-            if (key := param_key(name)) not in _SERVER_SET
-            and key not in IDENTIFIER_PARAMS
-            and not key.startswith(IDENTIFIER_PREFIXES)
-            and key not in suppressed
-        ]
+        allow = settings.anonymous_query_allowlist
+        kept = []
+        for name, value in params:
+            key = param_key(name)
+            if (
+                key in _SERVER_SET
+                or key in IDENTIFIER_PARAMS
+                or key.startswith(IDENTIFIER_PREFIXES)
+                or key in suppressed
+            ):
+                continue
+            if key == "p":
+                value = _p_without_referrer_query(value, allow)
+            elif key == "pu":
+                value = _url_without_query(value, allow)
+            kept.append((name, value))
         identity: Params = [("nc", "1")]
     else:
         kept = [(name, value) for name, value in params if param_key(name) not in _SERVER_SET]
@@ -165,6 +173,37 @@ def enforce(
         at = next((i + 1 for i, (name, _) in enumerate(kept) if name == "p"), 0)
         kept[at:at] = identity
     return kept
+
+
+def _url_without_query(raw: str, allow: tuple[str, ...]) -> str:
+    """An encoded URL without its fragment and with only the allowed query parameters.
+
+    Query strings carry whatever the app put there (emails, reset tokens, session ids): an
+    anonymous visitor's page URL and referrer keep only what ``anonymous_query_allowlist`` names.
+    """
+    url = unquote(raw, errors="replace")
+    base, _, rest = url.partition("?")
+    base = base.partition("#")[0]
+    query = rest.partition("#")[0]
+    kept = (
+        [part for part in query.split("&") if part and part.partition("=")[0] in allow]
+        if allow and query
+        else []
+    )
+    if kept:
+        base += "?" + "&".join(kept)
+    if base == url:
+        return raw
+    return quote(base, safe="")
+
+
+def _p_without_referrer_query(value: str, allow: tuple[str, ...]) -> str:
+    """``p`` with its referrer field (the 8th) cut like a page URL; 0, 1 and 2 are codes."""
+    fields = value.split(",")
+    if len(fields) > 7 and fields[7] not in ("", "0", "1", "2"):
+        fields[7] = _url_without_query(fields[7], allow)
+        return ",".join(fields)
+    return value
 
 
 @lru_cache(maxsize=64)

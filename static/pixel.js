@@ -75,12 +75,26 @@
       config.gpc || w.navigator.globalPrivacyControl === true, config.honorGlobalPrivacyControl);
   }
 
-  function referrerField() {
+  /* An anonymous visitor's URLs keep no fragment and only the allowed query parameters: query
+   * strings carry whatever the site put there (emails, tokens). The server does the same. */
+  function withoutQuery(url) {
+    var allow = config.anonymousQueryAllowlist || [];
+    var base = url.split("#")[0].split("?")[0];
+    var query = (url.split("#")[0].split("?")[1] || "").split("&");
+    var kept = [];
+    for (var i = 0; i < query.length; i++) {
+      if (query[i] && allow.indexOf(query[i].split("=")[0]) > -1) kept.push(query[i]);
+    }
+    return kept.length ? base + "?" + kept.join("&") : base;
+  }
+
+  function referrerField(anonymous) {
     var ref = d.referrer;
     if (!ref) return "0";
     var a = d.createElement("a");
     a.href = ref;
-    return a.host === w.location.host ? "1" : encodeURIComponent(ref);
+    if (a.host === w.location.host) return "1";
+    return encodeURIComponent(anonymous ? withoutQuery(ref) : ref);
   }
 
   function send(url) {
@@ -101,9 +115,10 @@
     var anonymous = anonymousNow();
     var p = ["600", encodeURIComponent(config.page.name), "1", s.width + "x" + s.height,
       String(s.colorDepth), w.navigator.cookieEnabled ? "1" : "0", String(Date.now()),
-      referrerField(), w.innerWidth + "x" + w.innerHeight, "0"].join(",");
+      referrerField(anonymous), w.innerWidth + "x" + w.innerHeight, "0"].join(",");
     var params = enforce(config.page.params.concat(extra || []).concat([
-      ["pu", w.location.href.split("#")[0]], ["la", w.navigator.language || ""]
+      ["pu", anonymous ? withoutQuery(w.location.href) : w.location.href.split("#")[0]],
+      ["la", w.navigator.language || ""]
     ]), config.userIdentification, anonymous);
     var eid = !anonymous && config.everIdCookie ? readCookie(config.everIdCookie) : null;
     if (eid && /^\d{19}$/.test(eid)) params.unshift(["eid", eid]);
