@@ -31,7 +31,7 @@ from . import wire
 from .addresses import in_networks
 from .consent import add_cookies
 from .hits import dedup_id, make_hit
-from .identity import IdentityState, identity_writes, plan_identity, valid_ever_id
+from .identity import IdentityState, identity_writes, plan_for, plan_identity, valid_ever_id
 from .request_info import RequestInfo
 from .responses import GIF, NO_STORE, TooLarge, query, read_body, text
 from .settings import PixelSettings
@@ -106,8 +106,12 @@ class Collector:
         cross_site = (request.header("sec-fetch-site") or "").strip().lower() == "cross-site"
         if not decision.tracked:
             return None, plan_identity(request.cookies, anonymous=True)
+        if request.header("sp-anonymous") is not None:
+            # Snowplow's server-side anonymisation: whatever the cookies say, this request is
+            # stored with no address, no browser, no identifier, and changes no cookie.
+            return self._sp_anonymous_hit(request, track_id, params, raw), None
         anonymous = decision.anonymous or cross_site or wire.sender_marked_anonymous(params)
-        identity = plan_identity(request.cookies, anonymous=anonymous)
+        identity = plan_for(self.settings, request.cookies, anonymous=anonymous)
         hit = make_hit(
             self.settings,
             request,
@@ -125,6 +129,20 @@ class Collector:
             ),
         )
         return hit, None if cross_site else identity
+
+    def _sp_anonymous_hit(
+        self, request: RequestInfo, track_id: str, params: wire.Params, raw: str
+    ) -> Hit:
+        return make_hit(
+            self.settings,
+            request,
+            track_id,
+            params,
+            anonymous=True,
+            identity=IdentityState(ever_id=None, session_id=None),
+            no_address=True,
+            hit_id=dedup_id(self.settings, track_id, raw, request.client_ip or ""),
+        )
 
     # ------------------------------------------------------------------ batches
 
@@ -165,6 +183,8 @@ class Collector:
                 hit, identity = self._browser_hit(request, track_id, params, line)
                 if hit is not None:
                     hits.append(hit)
+        elif request.header("sp-anonymous") is not None:
+            hits = [self._sp_anonymous_hit(request, track_id, p, line) for line, p in parsed]
         else:
             hits = [self._server_hit(request, track_id, params, line) for line, params in parsed]
         if hits and not await self._store(hits):

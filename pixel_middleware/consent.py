@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope
 
 from .cookies import CookieWrite, read_cookies, set_cookie_lines
 from .decision import Action, decide_present
-from .identity import anonymous_cookie_write, identity_writes, plan_identity
+from .identity import anonymous_cookie_write, identity_writes, plan_for
 from .request_info import RequestInfo
 from .resources import environment
 from .responses import NO_STORE, TooLarge, query, read_body, text
@@ -119,7 +119,8 @@ class Consent:
         before = request.decision
         after = decide_present(s, toggle.write_cookie, gpc=request.gpc)
         # A changed choice starts a new visit: new everID and session, as Snowplow does.
-        identity = plan_identity(
+        identity = plan_for(
+            s,
             request.cookies,
             anonymous=after.anonymous,
             rotate=before.anonymous != after.anonymous,
@@ -180,6 +181,23 @@ class Consent:
         response.raw_headers.append(
             (b"set-cookie", cookie.line(secure=request.secure, domain=None))
         )
+        return response
+
+    async def anonymize(self, request: RequestInfo, scope: Scope, receive: Receive) -> Response:
+        """Logout from the browser (``pixelMiddleware.anonymize()``): what ``visitor.anonymize()``
+        does on the server. A new everID and session for an identified visitor, a new temporary
+        session for an anonymous one; the choice itself is unchanged. Only this site's own pages
+        may ask: without same-origin evidence nothing changes.
+        """
+        if request_origin(request) != "same-origin":
+            return text(403, "only this site's pages can reset the visitor")
+        decision = request.decision
+        response = Response(status_code=204, headers=NO_STORE)
+        if decision.tracked:
+            identity = plan_for(
+                self.settings, request.cookies, anonymous=decision.anonymous, rotate=True
+            )
+            add_cookies(response, request, identity_writes(self.settings, identity), self.settings)
         return response
 
     async def status(self, request: RequestInfo, scope: Scope, receive: Receive) -> Response:

@@ -113,6 +113,7 @@ class PixelCookies(NamedTuple):
     session_id: str | None = None
     readable: bool = True
     opt_out: str | None = None
+    temporary: str | None = None
 
 
 def pixel_cookies(
@@ -122,6 +123,7 @@ def pixel_cookies(
     ever_id: str,
     session_id: str,
     opt_out: str,
+    temporary: str,
     max_length: int,
 ) -> PixelCookies:
     """Read the pixel's cookies in one pass over the header.
@@ -134,7 +136,7 @@ def pixel_cookies(
         return _NONE
     if len(raw) > max_length:
         return PixelCookies(readable=False)
-    choice = opted_out = eid = sid = None
+    choice = opted_out = eid = sid = temp = None
     for chunk in raw.split(";"):
         name, sep, value = chunk.partition("=")
         if not sep:
@@ -147,11 +149,14 @@ def pixel_cookies(
         elif name == ever_id:
             if eid is None:
                 eid = value.strip()
-        elif name == session_id and sid is None:
-            sid = value.strip()
-    if choice is None and opted_out is None and eid is None and sid is None:
+        elif name == session_id:
+            if sid is None:
+                sid = value.strip()
+        elif name == temporary and temp is None:
+            temp = value.strip()
+    if choice is None and opted_out is None and eid is None and sid is None and temp is None:
         return _NONE
-    return PixelCookies(choice, eid, sid, True, opted_out)
+    return PixelCookies(choice, eid, sid, True, opted_out, temp)
 
 
 def read_cookies_as_pixel(raw: str, names: Iterable[str]) -> dict[str, str]:

@@ -41,6 +41,7 @@ class Endpoints:
             "/optout": (_GET_POST, self.consent.optout),
             "/optin": (_GET_POST, self.consent.optin),
             "/status": (_GET, self.consent.status),
+            "/anonymize": (_POST, self.consent.anonymize),
             "/pixel.js": (_GET, self.assets.script),
             "/report": (_GET, self.assets.report),
         }

@@ -29,13 +29,15 @@ def make_hit(
     visitor_ip: str | None = None,
     visitor_ua: str | None = None,
     hit_id: str | None = None,
+    no_address: bool = False,
 ) -> Hit:
     """The hit for ``params`` (raw wire pairs) as the visitor's state allows it to be stored.
 
     Anonymous: no everID, session, user agent, and at most a truncated IP. Identified: the
     everID and session of ``identity`` (``one``/``fns`` when this visit made them), the visitor's
     IP and user agent: ``visitor_ip``/``visitor_ua`` when a trusted sender named them, else the
-    request's own.
+    request's own. ``no_address`` (``SP-Anonymous``) keeps not even a truncated IP.
+    With anonymous_session on, an anonymous hit carries the visitor's temporary session id.
     """
     enforced = wire.enforce(
         params,
@@ -44,6 +46,8 @@ def make_hit(
         ever_id=identity.ever_id,
         new_visitor=identity.write_ever_id,
         new_session=identity.write_session,
+        temporary_id=identity.temporary_id,
+        keep_temporary=settings.anonymous_session and not no_address,
     )
     query = wire.encode([(k, v) for k, v in enforced if wire.param_key(k) not in _FORWARDED])
     ip = visitor_ip or request.client_ip
@@ -53,7 +57,10 @@ def make_hit(
             track_id=track_id,
             anonymous=True,
             query=query,
-            ip=truncate_ip(ip, settings.anonymous_ip_truncation),
+            ip=None if no_address else truncate_ip(ip, settings.anonymous_ip_truncation),
+            session_id=None
+            if no_address or not settings.anonymous_session
+            else identity.temporary_id,
             hit_id=hit_id,
         )
     return Hit(

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from typing import NamedTuple
 
 from .cookies import CookieWrite, PixelCookies
 from .settings import PixelSettings
+from .sinks.base import is_temporary_id
 
 EVER_ID_RE = re.compile(r"^\d{19}$")
 SESSION_ID_RE = EVER_ID_RE
@@ -45,21 +47,82 @@ class IdentityState(NamedTuple):
     write_session: bool = False
     expire_ever_id: bool = False
     expire_session: bool = False
+    # Level 2 of anonymity: a temporary session id for an anonymous visitor (anonymous_session).
+    temporary_id: str | None = None
+    write_temporary: bool = False
+    expire_temporary: bool = False
+
+    @property
+    def changes_cookies(self) -> bool:
+        return (
+            self.write_ever_id
+            or self.write_session
+            or self.expire_ever_id
+            or self.expire_session
+            or self.write_temporary
+            or self.expire_temporary
+        )
 
 
-def plan_identity(cookies: PixelCookies, *, anonymous: bool, rotate: bool = False) -> IdentityState:
+def new_temporary_id() -> str:
+    """A temporary session id: random, and unlike any everID or session id (a "t" and 32 hex)."""
+    return "t" + secrets.token_hex(16)
+
+
+def valid_temporary_id(value: str | None) -> bool:
+    return value is not None and is_temporary_id(value)
+
+
+def read_temporary(value: str | None, *, now: float, timeout: int) -> str | None:
+    """The temporary id of a ``<id>.<last seen>`` cookie, or None if missing, broken or stale.
+
+    Browsers restore session cookies with a restored session, so the timeout (the Smart Pixel's
+    30 minutes without a page view) is enforced here, from the time the cookie carries.
+    """
+    if not value:
+        return None
+    temporary_id, _, seen = value.partition(".")
+    if not valid_temporary_id(temporary_id) or not seen.isdigit() or len(seen) > 12:
+        return None
+    if not 0 <= now - int(seen) <= timeout:
+        return None
+    return temporary_id
+
+
+def plan_identity(
+    cookies: PixelCookies,
+    *,
+    anonymous: bool,
+    rotate: bool = False,
+    temporary_timeout: int | None = None,
+    now: float = 0.0,
+) -> IdentityState:
     """Decide which identifier cookies this response writes or expires.
 
-    Anonymous: no identifiers; any the browser still holds are expired. Identified: keep a valid
-    everID and session, make the missing ones; ``rotate`` (logout, or a changed choice) makes new
-    ones regardless.
+    Anonymous: no identifiers; any the browser still holds are expired. With
+    ``temporary_timeout`` (anonymous_session on) an anonymous visitor keeps a temporary session
+    id while it is fresh, or gets a new one; ``rotate`` always makes a new one. Identified: keep a
+    valid everID and session, make the missing ones; ``rotate`` (logout, or a changed choice)
+    makes new ones regardless; a temporary id is dropped.
     """
     if anonymous:
+        temporary = None
+        if temporary_timeout is not None:
+            kept = (
+                None
+                if rotate
+                else read_temporary(cookies.temporary, now=now, timeout=temporary_timeout)
+            )
+            temporary = kept or new_temporary_id()
         return IdentityState(
             ever_id=None,
             session_id=None,
             expire_ever_id=cookies.ever_id is not None,
             expire_session=cookies.session_id is not None,
+            temporary_id=temporary,
+            # Written on every answer: the cookie carries the time of the last page view.
+            write_temporary=temporary is not None,
+            expire_temporary=temporary is None and cookies.temporary is not None,
         )
     keep_eid = not rotate and valid_ever_id(cookies.ever_id)
     keep_sid = not rotate and valid_session_id(cookies.session_id)
@@ -68,6 +131,26 @@ def plan_identity(cookies: PixelCookies, *, anonymous: bool, rotate: bool = Fals
         session_id=cookies.session_id if keep_sid else new_session_id(),
         write_ever_id=not keep_eid,
         write_session=not keep_sid,
+        expire_temporary=cookies.temporary is not None,
+    )
+
+
+def plan_for(
+    settings: PixelSettings,
+    cookies: PixelCookies,
+    *,
+    anonymous: bool,
+    rotate: bool = False,
+    now: float | None = None,
+) -> IdentityState:
+    """``plan_identity`` with the settings' anonymous_session and its timeout."""
+    timeout = settings.anonymous_session_timeout_minutes * 60
+    return plan_identity(
+        cookies,
+        anonymous=anonymous,
+        rotate=rotate,
+        temporary_timeout=timeout if settings.anonymous_session else None,
+        now=time.time() if now is None else now,
     )
 
 
@@ -91,6 +174,13 @@ def identity_writes(settings: PixelSettings, state: IdentityState) -> list[Cooki
         writes.append(CookieWrite(settings.session_cookie_name, state.session_id, None, httponly))
     elif state.expire_session:
         writes.append(CookieWrite.expire(settings.session_cookie_name, httponly=httponly))
+    name = settings.anonymous_session_cookie_name
+    if state.write_temporary and state.temporary_id is not None:
+        # A session cookie, HttpOnly whatever the identifier setting: no script needs it.
+        value = f"{state.temporary_id}.{int(time.time())}"
+        writes.append(CookieWrite(name, value, None, httponly=True))
+    elif state.expire_temporary:
+        writes.append(CookieWrite.expire(name, httponly=True))
     return writes
 
 

@@ -185,12 +185,7 @@ class _Response:
         if self.state.request is None:
             return message  # no visitor was made: nothing to write
         identity = self.state.visitor.identity
-        if not (
-            identity.write_ever_id
-            or identity.write_session
-            or identity.expire_ever_id
-            or identity.expire_session
-        ):
+        if not identity.changes_cookies:
             return message  # the common case: a returning visitor keeps both cookies
         settings = self.middleware.settings
         writes = identity_writes(settings, identity)

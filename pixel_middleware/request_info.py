@@ -28,6 +28,7 @@ _READ = frozenset(
         b"content-type",
         b"authorization",
         b"if-none-match",
+        b"sp-anonymous",
     }
 )
 
@@ -107,6 +108,7 @@ class RequestInfo:
                 ever_id=s.ever_id_cookie_name,
                 session_id=s.session_cookie_name,
                 opt_out=s.opt_out_name,
+                temporary=s.anonymous_session_cookie_name,
                 max_length=s.max_cookie_header_bytes,
             )
         return self._cookies

@@ -57,6 +57,11 @@ class PixelSettings:
     opt_out_name: str = "webtrekkOptOut"
 
     honor_global_privacy_control: bool = True
+    # Level 2 of anonymity: anonymous visitors get a temporary session id (sent as fpv), in an
+    # HttpOnly session cookie that also ends after this many minutes without a page view.
+    anonymous_session: bool = False
+    anonymous_session_cookie_name: str = "wtstp_asid"
+    anonymous_session_timeout_minutes: int = 30
     ever_id_cookie_name: str = "wtstp_eid"
     session_cookie_name: str = "wtstp_sid"
     ever_id_days: int = 180
@@ -70,7 +75,8 @@ class PixelSettings:
     send_to_track_domain: bool = False
     inject: bool = True
     toggle_token_max_age: int = 30 * 24 * 3600
-    max_body_bytes: int = 1_048_576
+    # Mapp's own batch limit: a PHP cron job sends 1,000 hits a request, over 2 MiB.
+    max_body_bytes: int = 24 * 1_048_576
     max_inject_bytes: int = 8 * 1_048_576
     max_cookie_header_bytes: int = 16_384
 
@@ -128,6 +134,7 @@ class PixelSettings:
             "ever_id_cookie_name",
             "session_cookie_name",
             "opt_out_name",
+            "anonymous_session_cookie_name",
         )
         for cookie_field in cookie_fields:
             value = getattr(self, cookie_field)

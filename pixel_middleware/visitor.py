@@ -12,7 +12,7 @@ from typing import Any
 from . import wire
 from .cookies import PixelCookies
 from .decision import Decision
-from .identity import IdentityState, plan_identity
+from .identity import IdentityState, plan_for
 from .request_info import RequestInfo
 from .settings import PixelSettings
 
@@ -53,7 +53,7 @@ class Visitor:
         self.settings = settings
         self.decision = decision
         self._cookies = cookies
-        self._identity = plan_identity(cookies, anonymous=decision.anonymous)
+        self._identity = plan_for(settings, cookies, anonymous=decision.anonymous)
         self._page_name = page_name
         self._page_url = page_url
         self._referrer = referrer
@@ -104,13 +104,15 @@ class Visitor:
         self.customer(id=customer_id)
 
     def anonymize(self) -> None:
-        """Forget who this is (logout): a new everID and session, and no customer data.
+        """Forget who this is (logout): a new everID and session (or, for an anonymous visitor
+        with anonymous_session on, a new temporary session), and no customer data.
 
         Requests built before the call keep the old identity; everything after uses the new one.
         """
         self._customer.clear()
-        if not self.anonymous:
-            self._identity = plan_identity(self._cookies, anonymous=False, rotate=True)
+        self._identity = plan_for(
+            self.settings, self._cookies, anonymous=self.anonymous, rotate=True
+        )
 
     def data(self) -> list[tuple[str, str]]:
         """The page and customer parameters this visitor's requests may carry (plain text)."""

@@ -31,6 +31,8 @@ IDENTIFIER_PREFIXES = ("x-wt-",)
 # Decided by the server for every hit, whatever the sender put in: the visitor's state (nc, eid)
 # and whether this visit made a new visitor (one) or a new session (fns).
 _SERVER_SET = frozenset({"eid", "nc", "one", "fns"})
+_TEMPORARY = frozenset({"fpv", "fpt"})
+TEMPORARY_SESSION_VERSION = "2.1.0"  # what the Smart Pixel sends as fpt
 # RFC 3986 query characters; browsers escape everything else (spaces, quotes, <, >, non-ASCII).
 _RAW_VALUE_RE = re.compile(r"^(?:[A-Za-z0-9\-._~!$'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$")
 _RAW_CHAR_RE = re.compile(r"%[0-9A-Fa-f]{2}|[A-Za-z0-9\-._~!$'()*+,;=:@/?]")
@@ -135,21 +137,27 @@ def enforce(
     ever_id: str | None,
     new_visitor: bool = False,
     new_session: bool = False,
+    temporary_id: str | None = None,
+    keep_temporary: bool = False,
 ) -> Params:
     """Make a request obey the visitor's state, whatever the sender put in it.
 
     Anonymous: identifiers and suppressed parameters go, ``nc=1`` follows ``p``. Identified: the
     given everID (if any) follows ``p`` as ``eid``, then ``one=1`` / ``fns=1`` when this visit
     made the everID / the session. No sender's own ``eid``, ``nc``, ``one`` or ``fns`` survives.
-    Order is otherwise kept.
+    ``keep_temporary`` (anonymous_session on) keeps a sender's temporary session id (``fpv``,
+    ``fpt``) on an anonymous request, or adds ``temporary_id`` as one. Order is otherwise kept.
     """
     if anonymous:
         suppressed = _suppressed(settings.suppress_parameter)
         allow = settings.anonymous_query_allowlist
+        has_temporary = False
         kept = []
         for name, value in params:
             key = param_key(name)
-            if (
+            if key in _TEMPORARY and keep_temporary:
+                has_temporary = True
+            elif (
                 key in _SERVER_SET
                 or key in IDENTIFIER_PARAMS
                 or key.startswith(IDENTIFIER_PREFIXES)
@@ -162,6 +170,8 @@ def enforce(
                 value = _url_without_query(value, allow)
             kept.append((name, value))
         identity: Params = [("nc", "1")]
+        if keep_temporary and temporary_id is not None and not has_temporary:
+            identity += [("fpv", temporary_id), ("fpt", TEMPORARY_SESSION_VERSION)]
     else:
         kept = [(name, value) for name, value in params if param_key(name) not in _SERVER_SET]
         identity = [] if ever_id is None else [("eid", ever_id)]

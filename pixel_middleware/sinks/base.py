@@ -17,6 +17,11 @@ def _new_id() -> str:
     return os.urandom(16).hex()
 
 
+def is_temporary_id(value: str) -> bool:
+    """A temporary session id of anonymous_session: "t" and 32 hex digits, never an everID."""
+    return len(value) == 33 and value[0] == "t" and all(c in "0123456789abcdef" for c in value[1:])
+
+
 def is_truncated_ip(value: str) -> bool:
     """Whether ``value`` is an address with at least its last IPv4 octet / IPv6 64 bits zeroed."""
     try:
@@ -64,8 +69,11 @@ class Hit(_HitFields):
         hit_id: str | None = None,
     ) -> Hit:
         if anonymous:
-            if ever_id or session_id or user_agent:
-                raise ValueError("an anonymous hit must not carry an identifier or user agent")
+            if ever_id or user_agent or (session_id and not is_temporary_id(session_id)):
+                raise ValueError(
+                    "an anonymous hit must not carry an identifier or user agent (a temporary "
+                    "session id at most)"
+                )
             if ip is not None and not is_truncated_ip(ip):
                 raise ValueError("an anonymous hit may carry only a truncated IP address")
         return super().__new__(
