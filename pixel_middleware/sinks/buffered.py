@@ -318,7 +318,11 @@ class BufferedSink:
     def _finished(self) -> bool:
         if self._deadline is not None and time.monotonic() > self._deadline:
             return True
-        return not self._queue and self._pending is None
+        if self._queue or self._pending is not None:
+            return False
+        # A graceful shutdown empties the spool into a working store (within close_timeout):
+        # what a slow first write parked on disk is not left behind until the next start.
+        return not self._spool_pending or self._down()
 
     def _idle(self) -> float:
         if self._pending is not None or self._closing:
@@ -466,7 +470,7 @@ class BufferedSink:
     async def _drain_spool(self) -> None:
         """Replay spool files, oldest first, while the backend answers."""
         now = time.monotonic()
-        if self._pending is not None or self._down() or self._closing:
+        if self._pending is not None or self._down() or self._past_deadline():
             return
         if not self._spool_pending and now < self._next_scan:
             return

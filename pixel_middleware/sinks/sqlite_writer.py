@@ -76,8 +76,15 @@ class SQLiteProcessBackend:
         self._lock = threading.Lock()
 
     async def check(self) -> None:
-        """Open (create, migrate) the database now, so a wrong path fails at start-up."""
+        """Open (create, migrate) the database now, so a wrong path fails at start-up, and start
+        the writer process, so the first hits do not wait for an interpreter to start."""
         await SQLiteBackend(self.path).check()
+
+        def start() -> None:
+            with self._lock:
+                self._running()
+
+        await asyncio.to_thread(start)
 
     async def write_batch(self, hits: Sequence[Hit]) -> None:
         await asyncio.to_thread(self._round_trip, [tuple(h) for h in hits])
