@@ -177,6 +177,7 @@ def static_config(settings: PixelSettings) -> dict[str, Any]:
         "trackId": s.track_id,
         "endpoint": hit_endpoint(s),
         "statusUrl": f"{s.prefix}/status",
+        "anonymizeUrl": f"{s.prefix}/anonymize",
         "userIdentification": {
             "enableAnonymousFunction": s.enable_anonymous_function,
             "anonymousCookieName": s.anonymous_cookie_name,

@@ -109,8 +109,15 @@
     return config.tracked === false || !!readCookie(config.optOutName || "webtrekkOptOut");
   }
 
+  /* Requests asked for while anonymize() is under way wait for the new identity. */
+  var waiting = null;
+
   function request(extra) {
     if (trackingOptedOut()) return null;
+    if (waiting) {
+      waiting.push(extra);
+      return null;
+    }
     var s = w.screen;
     var anonymous = anonymousNow();
     var p = ["600", encodeURIComponent(config.page.name), "1", s.width + "x" + s.height,
@@ -146,12 +153,30 @@
       }
       return request(extra);
     },
+    /* Logout (as Fullstory's anonymize()): the server gives this browser a new everID and
+     * session, or a new temporary session. Events tracked before the call keep the old identity,
+     * events tracked after it wait for the new one. Returns a Promise. */
+    anonymize: function () {
+      if (!w.fetch) return null;
+      var held = waiting || [];
+      waiting = held;
+      function release() {
+        if (waiting !== held) return;
+        waiting = null;
+        for (var i = 0; i < held.length; i++) request(held[i]);
+      }
+      return w.fetch(config.anonymizeUrl, {
+        method: "POST", credentials: "same-origin", keepalive: true
+      }).then(function (r) { release(); return r.ok; },
+        function () { release(); return false; });
+    },
     optout: {
-      setAnonymousCookie: function (minutes) {
+      /* The Smart Pixel's semantics: a number of minutes, anything else the default, 0 a
+       * session cookie; callback() called at once. */
+      setAnonymousCookie: function (minutes, callback) {
         var ui = config.userIdentification;
-        var m = minutes === undefined ? config.anonymousCookieMinutes : Number(minutes);
-        d.cookie = ui.anonymousCookieName + "=1; path=/; max-age=" + Math.round(m * 60) +
-          "; expires=" + new Date(Date.now() + m * 60000).toUTCString() + cookieAttributes();
+        writeChoice(ui.anonymousCookieName, minutes);
+        if (typeof callback === "function") callback();
       },
       deleteAnonymousCookie: function () {
         d.cookie = config.userIdentification.anonymousCookieName +
@@ -162,9 +187,7 @@
       },
       /* The full tracking opt-out, as the Smart Pixel writes it and tells its track server. */
       setTrackingOptOut: function (minutes) {
-        var m = typeof minutes === "number" ? minutes : config.anonymousCookieMinutes;
-        d.cookie = config.optOutName + "=1; path=/; max-age=" + Math.round(m * 60) +
-          "; expires=" + new Date(Date.now() + m * 60000).toUTCString() + cookieAttributes();
+        var m = writeChoice(config.optOutName, minutes);
         optoutRequest(Math.floor(m / 1440));
       },
       deleteTrackingOptOut: function () {
@@ -177,6 +200,14 @@
       }
     }
   };
+
+  function writeChoice(name, minutes) {
+    var m = typeof minutes === "number" && minutes >= 0 ? minutes : config.anonymousCookieMinutes;
+    var lifetime = m === 0 ? "" : "; max-age=" + Math.round(m * 60) +
+      "; expires=" + new Date(Date.now() + m * 60000).toUTCString();
+    d.cookie = name + "=1; path=/" + lifetime + cookieAttributes();
+    return m;
+  }
 
   function optoutRequest(days) {
     var img = new Image(1, 1);
@@ -191,5 +222,16 @@
   }
 
   w.pixelMiddleware = api;
+  /* A page written for Mapp's Smart Pixel (wtSmart.utils.optout.*) works unchanged when Mapp's
+   * own pixel is not on the page; when it is, it keeps its own. */
+  if (!w.wtSmart) {
+    var o = api.optout;
+    w.wtSmart = { utils: { optout: {
+      setAnonymousCookie: o.setAnonymousCookie, deleteAnonymousCookie: o.deleteAnonymousCookie,
+      getAnonymousCookie: o.getAnonymousCookie, setTrackingOptOut: o.setTrackingOptOut,
+      deleteTrackingOptOut: o.deleteTrackingOptOut, getTrackingOptOut: o.getTrackingOptOut,
+      set: o.setTrackingOptOut, get: o.getTrackingOptOut
+    } } };
+  }
   if (config && config.pageRequest) request();
 })(window, document);
