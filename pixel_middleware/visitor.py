@@ -7,6 +7,7 @@ what the application did during the request (``identify``, ``anonymize``) decide
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import Any
 
 from . import wire
@@ -145,8 +146,19 @@ class Visitor:
         cookie), so it is safe to put into HTML. ``with_identity=True`` adds ``eid`` for an
         identified visitor, for server-to-server sending only.
         """
-        query = wire.encode(self.page_params(with_identity=with_identity))
-        return f"{self.hit_endpoint()}?{query}"
+        if with_identity:
+            query = wire.encode(self.page_params(with_identity=True))
+            return f"{self.hit_endpoint()}?{query}"
+        # Pages repeat: the URL around the time is worked out once per page and state.
+        before, after = _pixel_url_parts(
+            self.settings,
+            self._page_name,
+            tuple(self.data()),
+            self._referrer,
+            self._page_url,
+            self.anonymous,
+        )
+        return f"{before}{self._time_ms}{after}"
 
     def config(self) -> dict[str, Any]:
         """The browser script's configuration: settings and page data, and no identifier."""
@@ -194,6 +206,27 @@ def static_config(settings: PixelSettings) -> dict[str, Any]:
         # With server-side page views the server counted this page already.
         "pageRequest": not s.server_side_page_views,
     }
+
+
+_TIME_MARK = -999_999  # quoted values cannot hold ",-999999,": only the time field can
+
+
+@lru_cache(maxsize=1024)
+def _pixel_url_parts(
+    settings: PixelSettings,
+    page_name: str,
+    data: tuple[tuple[str, str], ...],
+    referrer: str,
+    page_url: str | None,
+    anonymous: bool,
+) -> tuple[str, str]:
+    """The page request URL without identity, cut where its time goes."""
+    params = wire.page_request(
+        page_name=page_name, data=data, time_ms=_TIME_MARK, referrer=referrer, page_url=page_url
+    )
+    query = wire.encode(wire.enforce(params, settings, anonymous=anonymous, ever_id=None))
+    before, _, after = f"{hit_endpoint(settings)}?{query}".partition(f",{_TIME_MARK},")
+    return before + ",", "," + after
 
 
 def hit_endpoint(settings: PixelSettings) -> str:
