@@ -30,8 +30,16 @@ from starlette.types import Receive, Scope
 from . import wire
 from .addresses import in_networks
 from .consent import add_cookies
+from .cookies import CookieWrite
 from .hits import dedup_id, make_hit
-from .identity import IdentityState, identity_writes, plan_for, plan_identity, valid_ever_id
+from .identity import (
+    IdentityState,
+    identity_writes,
+    marker_write,
+    plan_for,
+    plan_identity,
+    valid_ever_id,
+)
 from .request_info import RequestInfo
 from .responses import GIF, NO_STORE, TooLarge, query, read_body, text
 from .settings import PixelSettings
@@ -90,7 +98,7 @@ class Collector:
             return text(503, "could not store the hit; try again")
         response = Response(GIF, media_type="image/gif", headers=NO_STORE)
         if identity is not None:
-            add_cookies(response, request, identity_writes(self.settings, identity), self.settings)
+            add_cookies(response, request, self._writes(identity, hit is not None), self.settings)
         return response
 
     def _browser_hit(
@@ -191,7 +199,7 @@ class Collector:
             return text(503, "could not store the batch; try again")
         response = Response(b"", status_code=200, media_type="text/plain", headers=NO_STORE)
         if identity is not None:
-            add_cookies(response, request, identity_writes(self.settings, identity), self.settings)
+            add_cookies(response, request, self._writes(identity, bool(hits)), self.settings)
         return response
 
     def _server_hit(
@@ -250,6 +258,12 @@ class Collector:
             writes = identity_writes(self.settings, plan_identity(request.cookies, anonymous=True))
             add_cookies(response, request, writes, self.settings)
         return response
+
+    def _writes(self, identity: IdentityState, hit_stored: bool) -> list[CookieWrite]:
+        """The identifier cookies, and the new-visit marker a stored hit has used up."""
+        writes = identity_writes(self.settings, identity)
+        marker = marker_write(self.settings, identity, hit_stored=hit_stored)
+        return writes if marker is None else [*writes, marker]
 
     async def _store(self, hits: list[Hit]) -> bool:
         try:

@@ -114,6 +114,7 @@ class PixelCookies(NamedTuple):
     readable: bool = True
     opt_out: str | None = None
     temporary: str | None = None
+    new: str | None = None
 
 
 def pixel_cookies(
@@ -124,6 +125,7 @@ def pixel_cookies(
     session_id: str,
     opt_out: str,
     temporary: str,
+    new: str,
     max_length: int,
 ) -> PixelCookies:
     """Read the pixel's cookies in one pass over the header.
@@ -136,7 +138,7 @@ def pixel_cookies(
         return _NONE
     if len(raw) > max_length:
         return PixelCookies(readable=False)
-    choice = opted_out = eid = sid = temp = None
+    choice = opted_out = eid = sid = temp = fresh = None
     for chunk in raw.split(";"):
         name, sep, value = chunk.partition("=")
         if not sep:
@@ -152,11 +154,14 @@ def pixel_cookies(
         elif name == session_id:
             if sid is None:
                 sid = value.strip()
-        elif name == temporary and temp is None:
-            temp = value.strip()
-    if choice is None and opted_out is None and eid is None and sid is None and temp is None:
+        elif name == temporary:
+            if temp is None:
+                temp = value.strip()
+        elif name == new and fresh is None:
+            fresh = value.strip()
+    if choice is opted_out is eid is sid is temp is fresh is None:
         return _NONE
-    return PixelCookies(choice, eid, sid, True, opted_out, temp)
+    return PixelCookies(choice, eid, sid, True, opted_out, temp, fresh)
 
 
 def read_cookies_as_pixel(raw: str, names: Iterable[str]) -> dict[str, str]:

@@ -20,6 +20,9 @@ class ResponsePlan:
     """
 
     __slots__ = (
+        "_had_length",
+        "_rest",
+        "_vary",
         "attachment",
         "cache_control",
         "content_length",
@@ -40,13 +43,27 @@ class ResponsePlan:
         self.content_length: int | None = None
         cache_control: list[bytes] = []
         csp: list[bytes] = []
+        # What a rewritten page keeps: every header but its length and Vary, a strong ETag
+        # weakened (the bytes change).
+        self._rest: Headers = []
+        self._vary: list[str] = []
+        self._had_length = False
         for key, value in headers:
             name = key.lower()
-            if name == b"content-type":
-                self.html = value.split(b";", 1)[0].strip().lower() in _HTML_TYPES
-            elif name == b"content-length":
+            if name == b"content-length":
                 text = value.strip()
                 self.content_length = int(text) if text.isdigit() else None
+                self._had_length = True
+                continue
+            if name == b"vary":
+                self._vary += [v.strip() for v in value.decode("latin-1").split(",") if v.strip()]
+                continue
+            if name == b"etag" and not value.startswith(b"W/"):
+                self._rest.append((key, b"W/" + value))
+                continue
+            self._rest.append((key, value))
+            if name == b"content-type":
+                self.html = value.split(b";", 1)[0].strip().lower() in _HTML_TYPES
             elif name == b"content-encoding":
                 self.encoding = value.strip().lower()
             elif name == b"content-disposition":
@@ -83,29 +100,16 @@ def with_cookies(headers: Sequence[tuple[bytes, bytes]], lines: Sequence[bytes])
     return [*headers, *((b"set-cookie", line) for line in lines)]
 
 
-def after_injection(headers: Sequence[tuple[bytes, bytes]], body_length: int) -> Headers:
+def after_injection(plan: ResponsePlan, body_length: int) -> Headers:
     """Headers for the rewritten page: length, a weak ETag, and ``Vary: Cookie, Sec-GPC``.
 
     The snippet depends on both request headers, so a cache must not hand one visitor's page to
-    another whose choice differs.
+    another whose choice differs. Built from what the plan read in its one pass.
     """
-    out: Headers = []
-    had_length = False
-    vary: list[str] = []
-    for key, value in headers:
-        lower = key.lower()
-        if lower == b"content-length":
-            had_length = True
-            continue
-        if lower == b"etag":
-            if not value.startswith(b"W/"):
-                value = b"W/" + value
-        elif lower == b"vary":
-            vary += [v.strip() for v in value.decode("latin-1").split(",") if v.strip()]
-            continue
-        out.append((key, value))
-    if had_length:
+    out = list(plan._rest)
+    if plan._had_length:
         out.append((b"content-length", str(body_length).encode("ascii")))
+    vary = list(plan._vary)
     present = {v.lower() for v in vary}
     if "*" not in present:
         vary += [name for name in ("Cookie", "Sec-GPC") if name.lower() not in present]

@@ -44,8 +44,8 @@ def make_hit(
         settings,
         anonymous=anonymous,
         ever_id=identity.ever_id,
-        new_visitor=identity.write_ever_id,
-        new_session=identity.write_session,
+        new_visitor=identity.new_visitor,
+        new_session=identity.new_session,
         temporary_id=identity.temporary_id,
         keep_temporary=settings.anonymous_session and not no_address,
     )

@@ -51,6 +51,11 @@ class IdentityState(NamedTuple):
     temporary_id: str | None = None
     write_temporary: bool = False
     expire_temporary: bool = False
+    # Whether the hits of this request are the first of a new visitor / a new session: made
+    # here, or made by an earlier answer that stored no hit (the new-visit marker cookie).
+    new_visitor: bool = False
+    new_session: bool = False
+    marker: str | None = None
 
     @property
     def changes_cookies(self) -> bool:
@@ -126,12 +131,16 @@ def plan_identity(
         )
     keep_eid = not rotate and valid_ever_id(cookies.ever_id)
     keep_sid = not rotate and valid_session_id(cookies.session_id)
+    marker = cookies.new or ""
     return IdentityState(
         ever_id=cookies.ever_id if keep_eid else new_ever_id(),
         session_id=cookies.session_id if keep_sid else new_session_id(),
         write_ever_id=not keep_eid,
         write_session=not keep_sid,
         expire_temporary=cookies.temporary is not None,
+        new_visitor=not keep_eid or "v" in marker,
+        new_session=not keep_sid or "s" in marker,
+        marker=cookies.new,
     )
 
 
@@ -182,6 +191,30 @@ def identity_writes(settings: PixelSettings, state: IdentityState) -> list[Cooki
     elif state.expire_temporary:
         writes.append(CookieWrite.expire(name, httponly=True))
     return writes
+
+
+def new_marker_name(settings: PixelSettings) -> str:
+    """The cookie that says "this visit's first hit is still to come" (``<session cookie>_new``).
+
+    The server makes the everID and the session on the page's answer, which stores no hit; the
+    browser's first hit then arrives with both cookies. The marker carries "new visitor" (``v``)
+    and "new session" (``s``) to that hit, so that ``one`` and ``fns`` say what happened.
+    """
+    return f"{settings.session_cookie_name}_new"
+
+
+def marker_write(
+    settings: PixelSettings, state: IdentityState, *, hit_stored: bool
+) -> CookieWrite | None:
+    """Carry the new-visit flags to the first hit, or drop them once a hit took them."""
+    flags = ("v" if state.new_visitor else "") + ("s" if state.new_session else "")
+    if hit_stored or not flags:
+        if state.marker is not None:
+            return CookieWrite.expire(new_marker_name(settings), httponly=True)
+        return None
+    if flags == state.marker:
+        return None
+    return CookieWrite(new_marker_name(settings), flags, None, httponly=True)
 
 
 def anonymous_cookie_write(settings: PixelSettings, *, write: bool, minutes: int) -> CookieWrite:

@@ -18,7 +18,7 @@ from .cookies import set_cookie_lines
 from .endpoints import Endpoints
 from .headers import ResponsePlan, after_injection, with_cookies
 from .hits import make_hit
-from .identity import identity_writes
+from .identity import identity_writes, marker_write
 from .inject import body_close_position, csp_nonce, gunzip, gzip_bytes, splice
 from .lifespan import SinkLifespan
 from .request_info import RequestInfo
@@ -131,7 +131,17 @@ class _State(dict[str, Any]):
 class _Response:
     """One response on its way out: passes through, or is held, injected and released."""
 
-    __slots__ = ("_send", "chunks", "middleware", "passthrough", "plan", "size", "start", "state")
+    __slots__ = (
+        "_send",
+        "chunks",
+        "middleware",
+        "page_view_stored",
+        "passthrough",
+        "plan",
+        "size",
+        "start",
+        "state",
+    )
 
     def __init__(self, middleware: PixelMiddleware, state: _State, send: Send) -> None:
         self.middleware = middleware
@@ -142,6 +152,7 @@ class _Response:
         self.chunks: list[bytes] = []
         self.size = 0
         self.passthrough = False
+        self.page_view_stored = False
 
     async def send(self, message: Message) -> None:
         if self.passthrough:
@@ -185,10 +196,13 @@ class _Response:
         if self.state.request is None:
             return message  # no visitor was made: nothing to write
         identity = self.state.visitor.identity
-        if not identity.changes_cookies:
-            return message  # the common case: a returning visitor keeps both cookies
+        if not (identity.changes_cookies or identity.new_visitor or identity.new_session):
+            return message  # the common case: a returning visitor keeps its cookies as they are
         settings = self.middleware.settings
         writes = identity_writes(settings, identity)
+        marker = marker_write(settings, identity, hit_stored=self.page_view_stored)
+        if marker is not None:
+            writes.append(marker)
         if writes and plan.publicly_cacheable:
             # A shared cache would hand this visitor's new everID to everyone: write it later.
             writes = [w for w in writes if w.expires]
@@ -215,6 +229,7 @@ class _Response:
         )
         try:
             await mw.sink.write([hit])
+            self.page_view_stored = True
         except Exception:
             # The page itself must not fail because its page view could not be stored.
             logger.exception("pixel sink failed to write a server-side page view")
@@ -244,7 +259,7 @@ class _Response:
             await self._send_chunks(chunks)
             return
         length = sum(len(c) for c in rewritten)
-        headers = after_injection(plan.headers, length)
+        headers = after_injection(plan, length)
         await self._send(self._with_cookies({**start, "headers": headers}, plan))
         await self._send_chunks(rewritten)
 

@@ -13,6 +13,7 @@ from typing import Any
 from .addresses import client_ip
 from .cookies import PixelCookies, pixel_cookies
 from .decision import Decision, decide
+from .identity import new_marker_name
 from .settings import PixelSettings
 
 # The request headers any part of the package reads; everything else is skipped in the one pass.
@@ -109,6 +110,7 @@ class RequestInfo:
                 session_id=s.session_cookie_name,
                 opt_out=s.opt_out_name,
                 temporary=s.anonymous_session_cookie_name,
+                new=new_marker_name(s),
                 max_length=s.max_cookie_header_bytes,
             )
         return self._cookies

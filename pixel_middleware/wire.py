@@ -36,6 +36,7 @@ TEMPORARY_SESSION_VERSION = "2.1.0"  # what the Smart Pixel sends as fpt
 # RFC 3986 query characters; browsers escape everything else (spaces, quotes, <, >, non-ASCII).
 _RAW_VALUE_RE = re.compile(r"^(?:[A-Za-z0-9\-._~!$'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$")
 _RAW_CHAR_RE = re.compile(r"%[0-9A-Fa-f]{2}|[A-Za-z0-9\-._~!$'()*+,;=:@/?]")
+_LINE_SPACE = " \t\r\n"
 _P_RE = re.compile(r"^\d+(?:,|$)")
 
 
@@ -114,15 +115,20 @@ def parse_query(raw: str) -> Params:
 def batch_lines(body: str) -> list[str]:
     """The requests of a batch body: one per line (LF or CRLF), and PHP's fork-curl consumer
     joins them with a literal backslash-n, which cannot occur inside an encoded request."""
+    # Only LF (and the CR of CRLF) end a line: the body is read as Latin-1, where splitlines()
+    # and strip() would also cut at bytes of raw UTF-8 text (0x85, 0xA0, 0x1C...).
     return [
-        part.strip() for line in body.splitlines() for part in line.split("\\n") if part.strip()
+        part.strip(_LINE_SPACE)
+        for line in body.split("\n")
+        for part in line.split("\\n")
+        if part.strip(_LINE_SPACE)
     ]
 
 
 def parse_batch_line(line: str) -> Params:
     """One line of a batch body: ``wt?<query>`` (Mapp's libraries), ``?<query>`` (the Smart
     Pixel's beacon), a full URL, or the bare query."""
-    line = line.strip()
+    line = line.strip(_LINE_SPACE)
     head, mark, tail = line.partition("?")
     if mark and "=" not in head and "&" not in head:
         line = tail  # "wt?…", "?…", "https://host/123/wt?…"; a bare query keeps its own "?"

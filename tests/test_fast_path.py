@@ -47,7 +47,10 @@ def test_html_page_without_body_tag_makes_no_visitor() -> None:
 def test_injected_page_writes_identifier_cookies() -> None:
     r = request(wrap(html_app(PAGE, headers=HTML)))
     assert b"pixel-middleware-config" in r.body
-    assert set(set_cookies(r.header_values("set-cookie"))) == {"wtstp_eid", "wtstp_sid"}
+    # The identifiers, and the marker that tells the first hit it is a new visit.
+    cookies = set_cookies(r.header_values("set-cookie"))
+    assert set(cookies) == {"wtstp_eid", "wtstp_sid", "wtstp_sid_new"}
+    assert cookies["wtstp_sid_new"].value == "vs" and cookies["wtstp_sid_new"].has("httponly")
 
 
 def test_json_for_which_the_app_used_the_visitor_writes_its_cookies() -> None:
@@ -58,7 +61,11 @@ def test_json_for_which_the_app_used_the_visitor_writes_its_cookies() -> None:
         await inner(scope, receive, send)
 
     r = request(wrap(app))
-    assert set(set_cookies(r.header_values("set-cookie"))) == {"wtstp_eid", "wtstp_sid"}
+    assert set(set_cookies(r.header_values("set-cookie"))) == {
+        "wtstp_eid",
+        "wtstp_sid",
+        "wtstp_sid_new",
+    }
     assert r.body == b"{}"
 
 
