@@ -79,7 +79,9 @@ def run(hits: int, rounds: int, postgres: bool) -> dict[str, Any]:
         def sqlite() -> Sink:
             n = next(counter)
             return build_sink(
-                apps.settings(store=f"sqlite:{tmp}/hits-{n}.sqlite3", spool_dir=f"{tmp}/spool-{n}")
+                apps.settings(
+                    store=f"sqlite:///{tmp}/hits-{n}.sqlite3", spool_dir=f"{tmp}/spool-{n}"
+                )
             )
 
         stores: dict[str, Callable[[], Sink]] = {"no sink": NullSink, "SQLite": sqlite}

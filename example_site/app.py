@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -26,6 +28,8 @@ from pixel_middleware.report import open_store
 from pixel_middleware.sinks import build_sink
 from pixel_middleware.templating import register
 
+from .choices import privacy_view
+
 HERE = Path(__file__).resolve().parent
 TRACK_ID = "123451234512345"
 USERS = {
@@ -33,7 +37,6 @@ USERS = {
     "alan": {"id": "C-1002", "uc5": "m", "uc7": "1912"},
 }
 REPORT_TOKEN = os.environ.get("PIXEL_DEMO_REPORT_TOKEN", "demo-report-token")
-DURATIONS = {"1 hour": 60, "1 day": 1_440, "30 days": 43_200}
 
 
 def demo_settings(mode: str | None = None, **overrides: Any) -> PixelSettings:
@@ -51,7 +54,7 @@ def demo_settings(mode: str | None = None, **overrides: Any) -> PixelSettings:
     }
     extra: dict[str, Any] = {
         "secret_key": os.environ.get("PIXEL_DEMO_SECRET", "demo-only-secret"),
-        "store": os.environ.get("PIXEL_DEMO_STORE", f"sqlite:{HERE / 'data' / 'hits.sqlite3'}"),
+        "store": os.environ.get("PIXEL_DEMO_STORE", f"sqlite:///{HERE / 'data' / 'hits.sqlite3'}"),
         "spool_dir": str(HERE / "data" / "spool"),
         "report_token": REPORT_TOKEN,
     }
@@ -69,7 +72,7 @@ def create_app(settings: PixelSettings | None = None) -> Starlette:
         user = USERS.get(request.session.get("user", ""))
         if user:
             visitor.customer(id=user["id"], uc5=user["uc5"], uc7=user["uc7"])
-        context.update(visitor=visitor, user=request.session.get("user"), mode=settings.mode)
+        context.update(visitor=visitor, user=request.session.get("user"))
         response = templates.TemplateResponse(request, name, context)
         # Strict: no inline script anywhere, and the tracking still works.
         response.headers["content-security-policy"] = "script-src 'self'; object-src 'none'"
@@ -101,8 +104,12 @@ def create_app(settings: PixelSettings | None = None) -> Starlette:
         return RedirectResponse("/", status_code=303)
 
     async def privacy(request: Request) -> Response:
-        get_visitor(request).page("privacy")
-        return render(request, "privacy.html", durations=DURATIONS)
+        visitor = get_visitor(request)
+        visitor.page("privacy")
+        view = privacy_view(settings, visitor, datetime.now(UTC).date())
+        return render(
+            request, "privacy.html", view=view, cookie_name=settings.anonymous_cookie_name
+        )
 
     async def sent(request: Request) -> Response:
         visitor = get_visitor(request)
@@ -113,6 +120,7 @@ def create_app(settings: PixelSettings | None = None) -> Starlette:
             cookies=_cookie_view(request, settings),
             config=json.dumps(visitor.config(), indent=2),
             pixel_url=visitor.pixel_url(),
+            pixel_params=_decoded(visitor.pixel_url().partition("?")[2]),
             hits=await anyio.to_thread.run_sync(_recent_hits, settings.store, visitor.ever_id),
             report_url=f"{settings.prefix}/report?token={REPORT_TOKEN}",
         )
@@ -153,8 +161,18 @@ def _cookie_view(request: Request, settings: PixelSettings) -> list[tuple[str, s
         elif name in secret:
             rows.append((name, f"sent ({len(value)} characters, value not shown)"))
         else:
-            rows.append((name, repr(value)))
+            rows.append((name, value))
     return rows
+
+
+def _decoded(query: str) -> list[tuple[str, str]]:
+    """A query's parameters with their values decoded, as the server reads them."""
+    pairs = []
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if name:
+            pairs.append((unquote(name), unquote(value, errors="replace")))
+    return pairs
 
 
 def _recent_hits(store: str | None, ever_id: str | None, limit: int = 8) -> list[dict[str, Any]]:
@@ -166,11 +184,17 @@ def _recent_hits(store: str | None, ever_id: str | None, limit: int = 8) -> list
         rows = reader.recent(limit, ever_id=ever_id)
     finally:
         reader.close()
+    shown = []
     for row in rows:
-        row["query"] = "&".join(
-            "eid=(hidden)" if part.startswith("eid=") else part for part in row["query"].split("&")
-        )
-    return rows
+        received = row["received_at"]
+        if isinstance(received, datetime):
+            received = received.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        params = [
+            (name, "(hidden)" if name == "eid" else value) for name, value in _decoded(row["query"])
+        ]
+        counted_as = "anonymous" if row["anonymous"] else "identified"
+        shown.append({"received": str(received)[:19], "counted_as": counted_as, "params": params})
+    return shown
 
 
 app = create_app()

@@ -1,6 +1,10 @@
-"""``python -m pixel_middleware report|prune``: read the configured store from the shell.
+"""``python -m pixel_middleware report|prune``: read the app's store from the shell.
 
-The store comes from ``--store``, else ``PIXEL_STORE``, else the settings' default.
+The store is the one the app writes: ``--store``, else the settings named by ``--settings
+module:attribute``, else ``PIXEL_STORE``, else the default ``sqlite:///pixel_hits.sqlite3``
+(relative to the working directory). A store that does not exist is an error that names the path
+it looked at, never an empty report. Everything printed passes through
+:func:`~pixel_middleware.report.terminal.safe`: page names come from visitors' browsers.
 """
 
 from __future__ import annotations
@@ -9,49 +13,140 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
-from .report.store import days_ago, open_store
+from .report.period import Period, cutoff, parse_age, zone
+from .report.source import SourceError, StoreChoice, choose_store
+from .report.store import StoreMissing, StoreReader, open_store
 from .report.summary import summarize
+from .report.terminal import safe
 from .report.text import PROGRESS_ABOVE, ProgressBar, render
-from .settings import PixelSettings
+from .store_url import parse_store
+
+STORE_HELP = (
+    "the store to read: sqlite:///relative/path.db, sqlite:////absolute/path.db, a plain file "
+    "path, or postgresql://…; default: the settings' store, else $PIXEL_STORE, else "
+    "sqlite:///pixel_hits.sqlite3"
+)
+SETTINGS_HELP = (
+    "module:attribute naming the app's settings (a PixelSettings, a PixelMiddleware, Django's "
+    "PIXEL_MIDDLEWARE dict, or a function returning one), e.g. myshop.app:settings"
+)
+AGE_HELP = (
+    "delete hits received more than AGE ago. AGE is a number of days (30, 0.5) or a number "
+    "with a unit: 30d, 12h, 90m, 45s. The cutoff is now minus AGE, to the second"
+)
 
 
-def _default_store() -> str:
-    default = PixelSettings.__dataclass_fields__["store"].default
-    return os.environ.get("PIXEL_STORE") or str(default)
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _age(text: str) -> timedelta:
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _time_zone(text: str) -> str:
+    try:
+        zone(text)
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IANA time zone name") from None
+    return text
+
+
+def parser() -> argparse.ArgumentParser:
+    # --store and --settings work before or after the command: both parsers know them, and
+    # SUPPRESS keeps the command's parser from resetting what the main parser read.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", default=argparse.SUPPRESS, metavar="STORE", help=STORE_HELP)
+    common.add_argument(
+        "--settings", default=argparse.SUPPRESS, metavar="MODULE:ATTRIBUTE", help=SETTINGS_HELP
+    )
+    main = argparse.ArgumentParser(
+        prog="python -m pixel_middleware",
+        parents=[common],
+        description="Read the hits store the middleware writes: a report, or delete old hits.",
+    )
+    commands = main.add_subparsers(dest="command", required=True, metavar="{report,prune}")
+    report = commands.add_parser(
+        "report",
+        parents=[common],
+        help="page views and events per day, identified visitors, top pages and events",
+        description="Page views and events per day, identified visitors, top pages and events.",
+    )
+    report.add_argument(
+        "--days", type=_positive_int, default=30, help="how many days, today included (default 30)"
+    )
+    report.add_argument(
+        "--top", type=_positive_int, default=10, help="how many top pages and events (default 10)"
+    )
+    report.add_argument(
+        "--time-zone",
+        type=_time_zone,
+        default=None,
+        help="IANA name whose days the report counts (default: report_time_zone, else UTC)",
+    )
+    prune = commands.add_parser(
+        "prune",
+        parents=[common],
+        help="delete hits older than an age",
+        description="Delete hits received more than AGE ago.",
+    )
+    prune.add_argument("--older-than", type=_age, required=True, metavar="AGE", help=AGE_HELP)
+    return main
+
+
+def _fail(message: str) -> int:
+    print(f"error: {safe(message)}", file=sys.stderr)
+    return 1
+
+
+def _open(choice: StoreChoice) -> StoreReader:
+    if choice.store is None:
+        raise StoreMissing(f"the settings keep no store ({choice.source} says store=None)")
+    try:
+        parse_store(choice.store)
+    except ValueError as exc:
+        raise StoreMissing(f"{exc} (from {choice.source})") from None
+    try:
+        return open_store(choice.store, must_exist=True)
+    except StoreMissing as exc:
+        where = f"from {choice.source}; working directory {os.getcwd()}"
+        raise StoreMissing(f"{exc} ({where})") from None
+    except Exception as exc:
+        location = parse_store(choice.store).describe()
+        raise StoreMissing(f"cannot open store {location}: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pixel_middleware")
-    parser.add_argument("--store", default=None, help="sqlite:<path> or postgresql://… URL")
-    commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="page views and visitors per day, top pages")
-    report.add_argument("--days", type=int, default=30, help="how many days back (default 30)")
-    report.add_argument("--top", type=int, default=10, help="how many top pages (default 10)")
-    prune = commands.add_parser("prune", help="delete hits older than a number of days")
-    prune.add_argument("--older-than", type=int, required=True, metavar="DAYS")
-    args = parser.parse_args(argv)
-
-    store = args.store or _default_store()
-    for name in ("days", "older_than", "top"):
-        value = getattr(args, name, None)
-        if value is not None and value < (0 if name == "older_than" else 1):
-            parser.error(f"--{name.replace('_', '-')} must be a positive number")
+    args = parser().parse_args(argv)
     try:
-        reader = open_store(store)
-    except Exception as exc:
-        print(f"cannot open store {store!r}: {exc}", file=sys.stderr)
-        return 1
+        choice = choose_store(
+            getattr(args, "store", None), getattr(args, "settings", None), os.environ
+        )
+        reader = _open(choice)
+    except (SourceError, StoreMissing) as exc:
+        return _fail(str(exc))
     try:
         if args.command == "prune":
-            deleted = reader.prune(days_ago(args.older_than))
-            print(f"deleted {deleted} hit(s) received before {days_ago(args.older_than):%Y-%m-%d}")
+            before = cutoff(args.older_than)
+            deleted = reader.prune(before)
+            print(f"deleted {deleted} hit(s) received before {before:%Y-%m-%d %H:%M:%S} UTC")
             return 0
-        since = days_ago(args.days - 1)
-        total = reader.count(since)
+        period = Period.last_days(args.days, args.time_zone or choice.time_zone)
+        total = reader.count(period.since)
         progress = ProgressBar(total) if total > PROGRESS_ABOVE else None
-        summary = summarize(reader.rows(since), progress=progress)
-        sys.stdout.write(render(summary, top=args.top))
+        summary = summarize(reader.rows(period.since), period, progress=progress)
+        sys.stdout.write(render(summary, top=args.top, store=reader.location.describe()))
         return 0
     finally:
         reader.close()

@@ -5,8 +5,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-# IPv6 prefix kept for 1, 2, 3 bytes of truncation (as Matomo does for its IPv4 byte counts).
-_IPV6_PREFIX = {1: 64, 2: 56, 3: 48}
+# Prefix kept at each truncation level. IPv4 loses 1-3 octets. An IPv6 /64 is one household's
+# network (its own prefix, as stable as the line), so even level 1 keeps no more than a /48, the
+# network of a site or customer that Google Analytics' and Matomo's default masking keep; levels 2
+# and 3 keep /40 and /32 (a provider's whole allocation).
+IPV4_PREFIX = {1: 24, 2: 16, 3: 8}
+IPV6_PREFIX = {1: 48, 2: 40, 3: 32}
 
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[str]) -> str | None:
@@ -39,9 +43,12 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[str
 
 
 def truncate_ip(value: str | None, zero_bytes: int) -> str | None:
-    """Zero the last ``zero_bytes`` (1-3) IPv4 octets, or keep an IPv6 /64, /56 or /48.
+    """The network part of an address at truncation level ``zero_bytes`` (1-3).
 
-    0 keeps no address at all; an unparsable address is dropped.
+    IPv4 keeps /24, /16 or /8 (the last 1-3 octets zeroed); IPv6 keeps /48, /40 or /32. An IPv6
+    address that carries a whole IPv4 one in its first 48 bits or as a mapped address (6to4
+    ``2002:…``, ``::ffff:a.b.c.d``) is truncated as that IPv4 address: its /48 would keep the
+    IPv4 address entire. 0 keeps no address at all; an unparsable address is dropped.
     """
     if value is None or zero_bytes == 0:
         return None
@@ -49,7 +56,9 @@ def truncate_ip(value: str | None, zero_bytes: int) -> str | None:
         address = ipaddress.ip_address(value)
     except ValueError:
         return None
-    prefix = 32 - 8 * zero_bytes if address.version == 4 else _IPV6_PREFIX[zero_bytes]
+    if isinstance(address, ipaddress.IPv6Address):
+        address = address.ipv4_mapped or address.sixtofour or address
+    prefix = (IPV4_PREFIX if address.version == 4 else IPV6_PREFIX)[zero_bytes]
     network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
     return str(network.network_address)
 

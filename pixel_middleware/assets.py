@@ -56,18 +56,25 @@ class Assets:
         token, store = self.settings.report_token, self.settings.store
         if token is None or store is None:
             return text(404, "not found")
-        params = dict(parse_qsl(query(scope)))
+        # Percent-decoded to bytes (latin-1 maps each byte to one character and back), so the
+        # query's bytes are the token's UTF-8 bytes whether escaped or not; header values
+        # arrive as latin-1 text of their bytes too. Bytes against bytes, in constant time.
+        params = dict(parse_qsl(query(scope), encoding="latin-1"))
         given = params.get("token") or ""
         auth = request.header("authorization") or ""
         if auth.lower().startswith("bearer "):
             given = auth[7:].strip()
-        if not hmac.compare_digest(given.encode("latin-1", "replace"), token.encode()):
+        if not hmac.compare_digest(given.encode("latin-1"), token.encode("utf-8")):
             return text(401, "report token missing or wrong", **{"www-authenticate": "Bearer"})
         days_text = params.get("days", "30")
         if not days_text.isdigit() or not 1 <= int(days_text) <= 366:
             return text(400, "days must be a whole number from 1 to 366")
         days = int(days_text)
-        page = await anyio.to_thread.run_sync(_render_report, store, days)
+        from .report.html import report_page  # the report's code loads on first use only
+
+        page = await anyio.to_thread.run_sync(
+            report_page, store, days, self.settings.report_time_zone
+        )
         return HTMLResponse(
             page,
             headers={
@@ -77,15 +84,3 @@ class Assets:
                 "referrer-policy": "no-referrer",
             },
         )
-
-
-def _render_report(store: str, days: int) -> str:
-    from .report import html
-    from .report.store import days_ago, open_store
-    from .report.summary import summarize
-
-    reader = open_store(store)
-    try:
-        return html.render(summarize(reader.rows(days_ago(days - 1))), days=days)
-    finally:
-        reader.close()

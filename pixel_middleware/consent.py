@@ -3,11 +3,13 @@
 A toggle changes the choice cookie and, with it, the identifier cookies. It needs a valid signed
 token (the link or form the site rendered) and proof that this visitor, on this site, sent it:
 the browser's own word that the request is same-origin (``Sec-Fetch-Site``, ``Origin``,
-``Referer``), or a token bound to this visitor (a double-submit cookie). A request that carries
-neither, such as a harvested link followed from a page with ``Referrer-Policy: no-referrer`` over
-plain http, changes nothing: it gets a small confirmation page whose button submits the same
-toggle as a POST with a fresh double-submit token. The status endpoint lets a cached page ask for
-the visitor's state.
+``Referer``). A request that carries none, such as a harvested link followed from a page with
+``Referrer-Policy: no-referrer`` over plain http, changes nothing: it gets a small confirmation
+page whose button submits the same toggle as a POST. That page's own referrer policy makes the
+POST carry this site's ``Origin``; over https a double-submit token in a ``__Host-`` cookie is
+accepted as well, for browsers that still send nothing. (Over plain http a sibling subdomain can
+plant any cookie for the parent domain, so there a cookie proves nothing.) The status endpoint
+lets a cached page ask for the visitor's state.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from .toggles import Toggle, ToggleError, verify
 
 _MAX_FORM_BYTES = 8_192
 # The double-submit cookie: random, HttpOnly, SameSite=Strict, so no other site's request
-# carries it and no script can copy it into a forged form.
-CONFIRM_COOKIE = "pixel_confirm"
+# carries it and no script can copy it into a forged form; "__Host-" (https only: Secure, no
+# Domain), so a sibling subdomain cannot plant one of its own.
+CONFIRM_COOKIE = "__Host-pixel_confirm"
 _CONFIRM_MINUTES = 10
 
 Origin = Literal["same-origin", "cross-site", "unknown"]
@@ -131,8 +134,8 @@ class Consent:
         return response
 
     def _confirmed(self, request: RequestInfo, params: dict[str, str]) -> bool:
-        """A POST whose form token equals this visitor's double-submit cookie."""
-        if request.method != "POST":
+        """An https POST whose form token equals this visitor's ``__Host-`` double-submit cookie."""
+        if request.method != "POST" or not request.https:
             return False
         given = params.get("confirm", "")
         found = read_cookies(
@@ -175,12 +178,11 @@ class Consent:
                 "referrer-policy": "same-origin",
             },
         )
-        cookie = CookieWrite(
-            CONFIRM_COOKIE, confirm, _CONFIRM_MINUTES * 60, httponly=True, samesite="Strict"
-        )
-        response.raw_headers.append(
-            (b"set-cookie", cookie.line(secure=request.secure, domain=None))
-        )
+        if request.https:
+            cookie = CookieWrite(
+                CONFIRM_COOKIE, confirm, _CONFIRM_MINUTES * 60, httponly=True, samesite="Strict"
+            )
+            response.raw_headers.append((b"set-cookie", cookie.line(secure=True, domain=None)))
         return response
 
     async def anonymize(self, request: RequestInfo, scope: Scope, receive: Receive) -> Response:

@@ -6,12 +6,21 @@ the README is exactly the code below.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal, NamedTuple
 
+from .consent_sources import SourceSettings
 from .settings import PixelSettings
 
 Reason = Literal[
-    "disabled", "cookie", "no-cookie", "gpc", "unreadable-cookie", "tracking-opt-out", "cross-site"
+    "disabled",
+    "cookie",
+    "no-cookie",
+    "gpc",
+    "unreadable-cookie",
+    "tracking-opt-out",
+    "cross-site",
+    "consent-source",
 ]
 Action = Literal["optout", "optin"]
 
@@ -27,6 +36,8 @@ class Decision(NamedTuple):
     choice_made: bool
     reason: Reason
     tracked: bool = True
+    # The consent manager that decided ("tcf", "onetrust", …), or None: the choice cookie did.
+    source: str | None = None
 
 
 def cookie_present(value: str | None) -> bool:
@@ -41,6 +52,7 @@ def decide(
     gpc: bool = False,
     cookies_readable: bool = True,
     tracking_opt_out: bool = False,
+    source_answer: tuple[str | None, str | None] = (None, None),
 ) -> Decision:
     """Apply ``enableAnonymousFunction and (present if not anonymousOptIn else not present)``.
 
@@ -48,6 +60,8 @@ def decide(
     in (possible only in opt-in mode, where the cookie records agreement), and a Cookie header too
     large or broken to read fails closed, to anonymous. The Smart Pixel's full tracking opt-out
     (``webtrekkOptOut``) is stronger than either mode: such a visitor is not tracked at all.
+    ``source_answer`` is a consent manager's ``(answer, source name)`` (``consent_source``): an
+    answer decides; no answer leaves the rule above to the choice cookie.
     """
     if tracking_opt_out:
         return _NOT_TRACKED
@@ -55,6 +69,14 @@ def decide(
         if not settings.enable_anonymous_function:
             return _DISABLED
         return Decision(anonymous=True, choice_made=False, reason="unreadable-cookie")
+    answer, source = source_answer
+    if answer is not None and settings.enable_anonymous_function:
+        # A consent manager's answer is an explicit choice: it decides, before the choice cookie
+        # and before GPC (as an explicit opt-in does in opt-in mode).
+        anonymous = answer == "anonymous"
+        return Decision(
+            anonymous=anonymous, choice_made=True, reason="consent-source", source=source
+        )
     return decide_present(settings, cookie_present(cookie_value), gpc=gpc)
 
 
@@ -87,3 +109,17 @@ def cookie_write_for(settings: PixelSettings, action: Action) -> bool:
     """
     make_anonymous = action == "optout"
     return make_anonymous != settings.anonymous_opt_in
+
+
+@lru_cache(maxsize=32)
+def source_settings(settings: PixelSettings) -> SourceSettings:
+    """The consent managers' part of the settings, made once per settings."""
+    return SourceSettings(
+        sources=settings.consent_source,
+        tcf_purposes=settings.tcf_purposes,
+        tcf_vendor_id=settings.tcf_vendor_id,
+        onetrust_group=settings.onetrust_group,
+        klaro_service=settings.klaro_service,
+        klaro_cookie=settings.klaro_cookie,
+        max_cookie_chars=settings.max_cookie_header_bytes,
+    )

@@ -11,8 +11,9 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from .addresses import client_ip
-from .cookies import PixelCookies, pixel_cookies
-from .decision import Decision, decide
+from .consent_sources import consent_answer, cookie_names
+from .cookies import PixelCookies, pixel_cookies, read_cookies
+from .decision import Decision, decide, source_settings
 from .identity import new_marker_name
 from .settings import PixelSettings
 
@@ -125,8 +126,22 @@ class RequestInfo:
                 gpc=self.gpc,
                 cookies_readable=cookies.readable,
                 tracking_opt_out=bool(cookies.opt_out),
+                source_answer=self._source_answer()
+                if self.settings.consent_source
+                else (None, None),
             )
         return self._decision
+
+    def _source_answer(self) -> tuple[str | None, str | None]:
+        """What the configured consent managers' cookies say (see ``consent_sources``)."""
+        s = self.settings
+        config = source_settings(s)
+        found = read_cookies(
+            self.cookie_header, cookie_names(config), max_length=s.max_cookie_header_bytes
+        )
+        if found is None:
+            return "anonymous", None  # a header too large to read: fail closed
+        return consent_answer(config, found)
 
     @property
     def secure(self) -> bool:

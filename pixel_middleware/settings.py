@@ -11,9 +11,13 @@ import difflib
 import ipaddress
 import os
 import re
+import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .secret_key import resolve_secret_key
+from .store_url import parse_store
 
 TRACK_ID_RE = re.compile(r"^\d{15}(?:,\d{15})*$")
 PARAMETER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -24,7 +28,6 @@ TRACK_DOMAIN_RE = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?$")
 PREFIX_RE = re.compile(r"^(?:/[A-Za-z0-9._~-]+)+$")
 
 DEFAULT_ANONYMOUS_COOKIE_MINUTES = 2_592_000  # the Smart Pixel's default: 1,800 days
-STORE_SCHEMES = ("sqlite:", "postgresql://", "postgres://")
 
 
 def _suggest(name: str, valid: Iterable[str]) -> str:
@@ -36,6 +39,20 @@ def _unknown(kind: str, name: str, valid: Iterable[str]) -> ValueError:
     return ValueError(f"unknown {kind} {name!r}{_suggest(name, valid)}")
 
 
+def _check_names(values: Mapping[str, Any]) -> None:
+    """The constructor's keywords: a misspelt name gets the loaders' suggestion, a missing
+    track_id says where it comes from."""
+    valid = PixelSettings.__dataclass_fields__
+    for key in values:
+        if key not in valid:
+            raise TypeError(str(_unknown("setting", key, valid)))
+    if "track_id" not in values:
+        raise TypeError(
+            "track_id is missing: your Mapp account's 15-digit track id (trackId in the Smart "
+            "Pixel config, PIXEL_TRACK_ID for PixelSettings.from_env)"
+        )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PixelSettings:
     """Configuration of the middleware, validated on construction.
@@ -45,7 +62,8 @@ class PixelSettings:
     """
 
     track_id: str
-    secret_key: str = field(repr=False)
+    # Empty means "not given": Django's SECRET_KEY when Django is configured, else an error.
+    secret_key: str = field(default="", repr=False)
     track_domain: str | None = None
     enable_anonymous_function: bool = False
     anonymous_cookie_name: str = "miCookieOptOut"
@@ -81,7 +99,7 @@ class PixelSettings:
     max_cookie_header_bytes: int = 16_384
 
     # Where hits go (see pixel_middleware.sinks.build_sink).
-    store: str | None = "sqlite:pixel_hits.sqlite3"
+    store: str | None = "sqlite:///pixel_hits.sqlite3"
     relay: bool = False
     relay_url: str | None = None
     log_hits: bool = False
@@ -95,24 +113,72 @@ class PixelSettings:
     trusted_senders: tuple[str, ...] = ()
     server_side_page_views: bool = False
     report_token: str | None = field(default=None, repr=False)
+    # The report's days are days in this time zone (an IANA name such as "Europe/Berlin").
+    report_time_zone: str = "UTC"
+
+    # Where consent lives besides the choice cookie, in order of precedence: "tcf" (IAB TCF v2.2
+    # euconsent-v2), "gpp" (IAB GPP __gpp/__gpp_sid), "onetrust", "cookiebot", "klaro".
+    consent_source: tuple[str, ...] = ()
+    tcf_purposes: tuple[int, ...] = (1,)
+    tcf_vendor_id: int | None = None
+    onetrust_group: str = "C0002"
+    klaro_service: str = "pixel_middleware"
+    klaro_cookie: str = "klaro"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> PixelSettings:
+        # The generated __init__ answers a misspelt or missing name with a bare TypeError; the
+        # loaders name the closest valid setting, so the constructor does too. (copy and pickle
+        # call __new__ without keywords: nothing to check then.)
+        if kwargs:
+            _check_names(kwargs)
+        return object.__new__(cls)
 
     def __post_init__(self) -> None:
         for name in _NAME_LISTS:
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.track_id, str):
+            # "id1, id2" as people write lists: the spaces are not part of any id.
+            object.__setattr__(
+                self, "track_id", ",".join(p.strip() for p in self.track_id.split(","))
+            )
+        if isinstance(self.tcf_purposes, list):
+            object.__setattr__(self, "tcf_purposes", tuple(self.tcf_purposes))
         _check_type(self)
         self._check_tracking()
         self._check_cookies()
         self._check_limits()
         self._check_delivery()
+        self._check_report()
+        self._check_consent_sources()
+
+    def _check_consent_sources(self) -> None:
+        from .consent_sources import validate_sources
+
+        validate_sources(self.consent_source)
+        if self.consent_source and not self.enable_anonymous_function:
+            raise ValueError(
+                "consent_source needs enable_anonymous_function=True: without it every visitor "
+                "is identified and a consent manager's answer would change nothing"
+            )
+        if not self.tcf_purposes or not all(1 <= p <= 24 for p in self.tcf_purposes):
+            raise ValueError(
+                f"tcf_purposes must be TCF purpose numbers from 1 to 24, got {self.tcf_purposes}"
+            )
+        if self.tcf_vendor_id is not None and not 1 <= self.tcf_vendor_id < 1 << 16:
+            raise ValueError(f"tcf_vendor_id must be a TCF vendor id, got {self.tcf_vendor_id}")
+        if not COOKIE_NAME_RE.match(self.klaro_cookie):
+            raise ValueError(f"klaro_cookie is not a valid cookie name: {self.klaro_cookie!r}")
+        from .decision import source_settings
+
+        source_settings(self)  # the parsers' own checks, now rather than on a request
 
     def _check_tracking(self) -> None:
         if not TRACK_ID_RE.match(self.track_id):
             raise ValueError(
                 f"track_id must be 15 digits or a comma list of them, got {self.track_id!r}"
             )
-        if not self.secret_key:
-            raise ValueError("secret_key must be a non-empty string (it signs the toggle links)")
+        object.__setattr__(self, "secret_key", resolve_secret_key(self.secret_key))
         if self.track_domain is not None and not TRACK_DOMAIN_RE.match(self.track_domain):
             raise ValueError(f"track_domain must be a bare host name, got {self.track_domain!r}")
         if self.send_to_track_domain and self.track_domain is None:
@@ -146,17 +212,13 @@ class PixelSettings:
             raise ValueError(f"cookie_domain is not a host name: {self.cookie_domain!r}")
 
     def _check_limits(self) -> None:
-        for positive in (
-            "anonymous_cookie_minutes",
-            "ever_id_days",
-            "toggle_token_max_age",
-            "max_body_bytes",
-            "max_inject_bytes",
-            "max_cookie_header_bytes",
-        ):
-            if getattr(self, positive) <= 0:
+        # Every number is checked here, at construction: a value that would break a response
+        # (a cookie date past year 9999, a body too large to hold) must never reach a request.
+        for name, (low, high, unit) in _LIMITS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
                 raise ValueError(
-                    f"{positive} must be a positive number, got {getattr(self, positive)}"
+                    f"{name} must be between {low:,} and {high:,} {unit}, got {value:,}"
                 )
         if not PREFIX_RE.match(self.prefix):
             raise ValueError(
@@ -167,11 +229,8 @@ class PixelSettings:
                 raise ValueError(f"exclude_paths entries must start with '/', got {path!r}")
 
     def _check_delivery(self) -> None:
-        if self.store is not None and not self.store.startswith(STORE_SCHEMES):
-            raise ValueError(
-                f"store must start with one of {', '.join(STORE_SCHEMES)} (or be None), "
-                f"got {self.store!r}"
-            )
+        if self.store is not None:
+            parse_store(self.store)
         if self.relay and self.track_domain is None and self.relay_url is None:
             raise ValueError("relay needs track_domain (or relay_url) to know where to send")
         if self.relay_url is not None and not self.relay_url.startswith(("https://", "http://")):
@@ -189,8 +248,19 @@ class PixelSettings:
                     raise ValueError(
                         f"{list_name} entry is not an IP or network: {network!r}"
                     ) from None
+
+    def _check_report(self) -> None:
         if self.report_token is not None and len(self.report_token) < 8:
             raise ValueError("report_token must be at least 8 characters")
+        try:
+            # UTC needs no time zone database (slim containers have none).
+            if self.report_time_zone != "UTC":
+                zoneinfo.ZoneInfo(self.report_time_zone)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            raise ValueError(
+                "report_time_zone must be an IANA time zone name such as 'UTC' or "
+                f"'Europe/Berlin', got {self.report_time_zone!r}"
+            ) from None
 
     @property
     def track_ids(self) -> tuple[str, ...]:
@@ -291,7 +361,28 @@ class PixelSettings:
         return cls.from_mapping(values)
 
 
+# A cookie may live 100 years at most: its Expires date must stay a date (year 9999 is the last
+# one HTTP dates and Python can write), and browsers keep a cookie 400 days at most anyway. The
+# bounds also catch a value given in the wrong unit (seconds for minutes, minutes for days).
+_COOKIE_YEARS = 100
+_LIMITS: dict[str, tuple[int, int, str]] = {
+    "anonymous_cookie_minutes": (1, _COOKIE_YEARS * 365 * 24 * 60, "(minutes, 100 years)"),
+    "anonymous_session_timeout_minutes": (1, _COOKIE_YEARS * 365 * 24 * 60, "(minutes)"),
+    "ever_id_days": (
+        1,
+        _COOKIE_YEARS * 365,
+        "(days, 100 years; browsers keep a cookie at most 400 days)",
+    ),
+    "toggle_token_max_age": (1, 10 * 365 * 24 * 3600, "(seconds, 10 years)"),
+    # A batch must hold one full-length request (30,720 characters); a body is held in memory.
+    "max_body_bytes": (32 * 1024, 256 * 1024 * 1024, "(bytes, 32 KiB to 256 MiB)"),
+    # A page is held in memory (twice, when gzip-compressed) to be injected.
+    "max_inject_bytes": (1, 256 * 1024 * 1024, "(bytes, up to 256 MiB)"),
+    "max_cookie_header_bytes": (1, 1024 * 1024, "(bytes, up to 1 MiB)"),
+}
+
 _NAME_LISTS = (
+    "consent_source",
     "suppress_parameter",
     "trusted_proxies",
     "trusted_senders",
@@ -393,11 +484,20 @@ def _from_text(name: str, type_name: str, raw: str) -> Any:
         if lowered in _FALSE:
             return False
         raise ValueError(f"{name} must be true or false, got {raw!r}")
-    if type_name == "int":
+    if type_name.startswith("int"):
+        if "None" in type_name and text.lower() in ("", "none"):
+            return None
         try:
             return int(text)
         except ValueError:
             raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if type_name == "tuple[int, ...]":
+        try:
+            return tuple(int(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise ValueError(
+                f"{name} must be whole numbers, comma-separated, got {raw!r}"
+            ) from None
     if type_name.startswith("tuple"):
         return _as_names(name, text)
     if "None" in type_name and text.lower() in ("", "none"):
@@ -413,10 +513,14 @@ def _check_type(settings: PixelSettings) -> None:
             continue
         if type_name.startswith("bool"):
             ok = isinstance(value, bool)
-        elif type_name == "int":
+        elif type_name.startswith("int"):  # int, int | None (None was let through above)
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif type_name.startswith("str"):
             ok = isinstance(value, str)
+        elif type_name == "tuple[int, ...]":
+            ok = isinstance(value, tuple) and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value
+            )
         else:  # tuple[str, ...]
             ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
         if not ok:

@@ -108,6 +108,7 @@ def _dynamic_config(visitor: Visitor) -> str:
     )
     text = (
         f'"anonymous":{"true" if visitor.anonymous else "false"},'
+        f'"source":{_source_json(visitor.decision.source)},'
         f'"tracked":{"true" if visitor.tracked else "false"},'
         f'"gpc":{"true" if visitor.gpc else "false"},'
         f'"page":{{"name":{encode_basestring_ascii(visitor.page_name)},"params":[{params}]}}}}'
@@ -115,6 +116,10 @@ def _dynamic_config(visitor: Visitor) -> str:
     if "<" in text or ">" in text or "&" in text:
         text = text.translate(_JSON_ESCAPES)
     return text
+
+
+def _source_json(source: str | None) -> str:
+    return "null" if source is None else str(encode_basestring_ascii(source))
 
 
 def _split(html: str, markers: tuple[str, ...]) -> list[str]:

@@ -166,6 +166,8 @@ class Visitor:
             **static_config(self.settings),
             # Per-request values last: the compiled snippet encodes only these (snippet.py).
             "anonymous": self.anonymous,
+            # Set when a consent manager decided: the browser script then follows the server.
+            "source": self.decision.source,
             "tracked": self.tracked,
             "gpc": self._gpc,
             "page": {"name": self._page_name, "params": [list(p) for p in self.data()]},

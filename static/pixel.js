@@ -70,6 +70,8 @@
   }
 
   function anonymousNow() {
+    /* A consent manager decided on the server: follow it, not the choice cookie. */
+    if (config.source) return config.anonymous;
     var ui = config.userIdentification;
     return isAnonymous(ui, readCookie(ui.anonymousCookieName),
       config.gpc || w.navigator.globalPrivacyControl === true, config.honorGlobalPrivacyControl);

@@ -33,10 +33,18 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
-def launch(playwright: Any) -> Browser:
+def launch(playwright: Any, *, hosts: tuple[str, ...] = ()) -> Browser:
+    """Chromium; each of ``hosts`` (``shop.test``…) resolves to 127.0.0.1 in it.
+
+    A made-up host name over plain http is not a potentially trustworthy origin (localhost and
+    127.0.0.1 are), so Chromium sends it no ``Sec-Fetch-*`` headers, as on a real http site.
+    """
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium (dev.py test does)")
-    browser: Browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    args = list(CHROMIUM_ARGS)
+    if hosts:
+        args.append("--host-resolver-rules=" + ", ".join(f"MAP {h} 127.0.0.1" for h in hosts))
+    browser: Browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
     return browser
 
 
@@ -53,11 +61,42 @@ class Site:
 
 
 @contextmanager
-def demo_site(tmp: Path, mode: str, *, tls: bool = False, **overrides: Any) -> Iterator[Site]:
-    store = f"sqlite:{tmp}/hits-{mode}.sqlite3"
+def demo_site(
+    tmp: Path,
+    mode: str,
+    *,
+    tls: bool = False,
+    host: str | None = None,
+    headers: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Iterator[Site]:
+    """The demo under uvicorn. ``host`` names it in the URL instead of 127.0.0.1 (a name given
+    to ``launch(hosts=…)``); ``headers`` go on every response that lacks them (see
+    ``with_headers``)."""
+    store = f"sqlite:///{tmp}/hits-{mode}.sqlite3"
     app = create_app(demo_settings(mode, store=store, spool_dir=str(tmp / "spool"), **overrides))
-    with serve(app, tls=tls) as url:
-        yield Site(url, store, app.state.pixel_sink)
+    served: Any = with_headers(app, headers) if headers else app
+    with serve(served, tls=tls) as url:
+        yield Site(url.replace("127.0.0.1", host) if host else url, store, app.state.pixel_sink)
+
+
+def with_headers(app: Any, headers: dict[str, str]) -> Any:
+    """``app`` with ``headers`` on every response that does not set them itself (as Django's
+    SecurityMiddleware adds ``Referrer-Policy``)."""
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        async def send_with(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                given = list(message.get("headers", ()))
+                names = {bytes(k).lower() for k, _ in given}
+                added = [(k, v) for k, v in extra if k not in names]
+                message = {**message, "headers": given + added}
+            await send(message)
+
+        await app(scope, receive, send_with if scope["type"] == "http" else send)
+
+    return wrapped
 
 
 @dataclass

@@ -99,3 +99,31 @@ def fresh_database(pg: PostgresServer) -> str:
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return pg.dsn.rsplit("/", 1)[0] + "/" + name
+
+
+# What makes a test slow or dependent on the machine, read from what it uses, so that no test
+# file has to remember it: `-m "not browser and not postgres and not server"` is the fast set.
+_SERVER_NAMES = frozenset({"serve", "ServerProcess", "uvicorn", "run_client", "Popen"})
+
+
+def _uses(function: Any) -> frozenset[str]:
+    code = getattr(function, "__code__", None)
+    return frozenset(code.co_names + code.co_varnames) if code is not None else frozenset()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        names = set(item.fixturenames)
+        # A parametrized store shows in the test's id: test_x[postgresql].
+        if "pg" in names or "postgres" in item.name:
+            item.add_marker(pytest.mark.postgres)
+        if "browser" in names:
+            item.add_marker(pytest.mark.browser)
+        # The test and its fixtures, by the names their code uses: serve(...), ServerProcess(...).
+        functions = [item.function]
+        for defs in item._fixtureinfo.name2fixturedefs.values():
+            functions.extend(d.func for d in defs)
+        if any(_uses(f) & _SERVER_NAMES for f in functions):
+            item.add_marker(pytest.mark.server)

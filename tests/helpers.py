@@ -11,7 +11,7 @@ from typing import Any
 from pixel_middleware import PixelSettings
 
 TRACK_ID = "123451234512345"
-SECRET = "test-secret-key"
+SECRET = "test-secret-key-0123456789"
 
 
 def settings(**overrides: Any) -> PixelSettings:

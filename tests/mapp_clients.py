@@ -823,6 +823,68 @@ def run_client(
     return RunResult(name=name, scenario=scenario, steps=tuple(steps), work_dir=folder)
 
 
+#: The clients whose hits go through request files and a cron job; the file each one reads.
+CRON_FILES: Final = {
+    "node-cronjob-file": "MappIntelligenceRequests-<ms>.log",
+    "php-cronjob-file": "MappIntelligenceRequests.log",
+    "php-cronjob-file-rotation": "MappIntelligenceRequests-<ms>.log",
+}
+
+
+def request_file(name: str, work_dir: Path, time_ms: int) -> Path:
+    """Where file client ``name`` keeps its request file in ``work_dir`` (see CRON_FILES)."""
+    return work_dir / CRON_FILES[name].replace("<ms>", str(time_ms))
+
+
+def run_cronjob(
+    name: str,
+    base_url: str,
+    track_id: str = TRACK_ID,
+    *,
+    work_dir: Path,
+    ca_file: Path | None = None,
+    timeout: float = 120.0,
+) -> RunResult:
+    """Run only the real cron job of file client ``name`` (a key of CRON_FILES) on the request
+    files already in ``work_dir``, as the last step of ``run_client`` does.
+
+    For request files a test wrote itself in the FILE consumers' format (one ``wt?...`` line per
+    hit, each followed by LF; name from ``request_file``), e.g. a full 1000-line cron batch.
+    ``*.tmp`` files are turned into ``*.log`` first. Raises ClientUnavailable as run_client does.
+    """
+    if name not in CRON_FILES:
+        raise ValueError(f"{name!r} has no cron job; choose one of {sorted(CRON_FILES)}")
+    reason = skip_reason(name)
+    if reason is not None:
+        raise ClientUnavailable(reason)
+    domain, https = _track_domain(base_url)
+    env = dict(os.environ)
+    lib = library_dir(CLIENTS[name].client)
+    _expire_temp_files(work_dir)
+    if name == "node-cronjob-file":
+        if ca_file is not None:
+            env["NODE_EXTRA_CA_CERTS"] = str(ca_file)
+        node = shutil.which("node") or "node"
+        flag = "1" if https else "0"
+        args = [node, str(DRIVERS / "node_driver.js"), str(lib), "CRONJOB", domain, track_id]
+        args += [flag, str(work_dir), "cronjob"]
+    else:
+        php = [shutil.which("php") or "php"]
+        if ca_file is not None:
+            php += ["-d", f"curl.cainfo={ca_file}", "-d", f"openssl.cafile={ca_file}"]
+        ini = work_dir / "mapp-cronjob.ini"
+        ini.write_text(f"forceSSL = {'true' if https else 'false'}\n", encoding="utf-8")
+        args = [*php, str(lib / "cronjob.php"), "--trackId", track_id, "--trackDomain", domain]
+        args += ["--config", str(ini)]
+        if name == "php-cronjob-file":
+            args += ["--filename", str(work_dir / CRON_FILES[name])]
+        else:
+            args += ["--consumerType", "FILE_ROTATION", "--filePath", f"{work_dir}/"]
+            args += ["--filePrefix", "MappIntelligenceRequests"]
+    step = _run(args, env=env, timeout=timeout, cwd=work_dir)
+    return RunResult(name=name, scenario="cronjob", steps=(step,), work_dir=work_dir)
+
+
 # --------------------------------------------------------------------------------------------
 # Recording server (also used to regenerate the fixtures)
 

@@ -7,16 +7,17 @@ import re
 import sqlite3
 from typing import Any
 
-from pixel_middleware.sinks.factory import sqlite_path
 from pixel_middleware.sinks.schema import COLUMNS
+from pixel_middleware.store_url import parse_store
 
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM pixel_hits ORDER BY received_at"  # noqa: S608
 IDENTIFIER_PARAMS = ("eid", "one", "X-WT-UA", "X-WT-IP", "uc701", "ui5")
 
 
 def read_rows(store: str) -> list[dict[str, Any]]:
-    if store.startswith("sqlite:"):
-        conn = sqlite3.connect(sqlite_path(store))
+    location = parse_store(store)
+    if location.kind == "sqlite":
+        conn = sqlite3.connect(location.target)
         try:
             cur = conn.execute(SELECT)
             rows = [dict(zip(COLUMNS, r, strict=True)) for r in cur]

@@ -94,7 +94,7 @@ def test_opt_out_mode_story(tab: Tab, opt_out_site: Site) -> None:
 
     # 2. The opt-out link (default lifetime): cookie "1", identifiers gone, nc=1 from now on.
     tab.page.goto(tab.base + "/privacy")
-    after = tab.click("text=Track me anonymously >> nth=0")
+    after = tab.click("#optout-longest a")
     cookies = tab.cookies()
     choice = cookies["miCookieOptOut"]
     assert choice["value"] == "1" and not choice["httpOnly"] and choice["sameSite"] == "Lax"
@@ -113,7 +113,7 @@ def test_opt_out_mode_story(tab: Tab, opt_out_site: Site) -> None:
 
     # 3. The opt-in link: identified again, with a new everID and a new session.
     tab.page.goto(tab.base + "/privacy")
-    back = tab.click("text=Allow identified tracking")
+    back = tab.click("#optin-now a")
     cookies = tab.cookies()
     assert "miCookieOptOut" not in cookies
     assert cookies["wtstp_eid"]["value"] != eid["value"]
@@ -125,7 +125,7 @@ def test_opt_out_mode_story(tab: Tab, opt_out_site: Site) -> None:
 
 def test_opt_out_link_with_duration(tab: Tab) -> None:
     tab.visit("/privacy")
-    tab.click("text=Track me anonymously for 1 day")
+    tab.click("#optout-1-day a")
     assert_expires_in(tab.cookies()["miCookieOptOut"], 1_440)
 
 
@@ -137,13 +137,13 @@ def test_opt_in_mode_story(browser: Browser, opt_in_site: Site) -> None:
         assert not set(IDS) & set(tab.cookies())
 
         tab.page.goto(tab.base + "/privacy")
-        agreed = tab.click("text=Allow identified tracking")
+        agreed = tab.click("#optin-longest a")
         cookies = tab.cookies()
         assert cookies["miCookieOptOut"]["value"] == "1"
         assert re.fullmatch(r"\d{19}", cookies["wtstp_eid"]["value"])
         assert "nc" not in agreed and agreed["cd"] == "C-1001"
 
-        withdrawn = tab.click("text=Track me anonymously >> nth=0")
+        withdrawn = tab.click("#optout-now a")
         cookies = tab.cookies()
         assert "miCookieOptOut" not in cookies and not set(IDS) & set(cookies)
         assert_anonymous_request(withdrawn)
@@ -257,7 +257,7 @@ def test_screenshots_of_privacy_page(tab: Tab) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     tab.visit("/privacy")
     tab.page.screenshot(path=str(ARTIFACTS / "privacy-identified.png"), full_page=True)
-    tab.click("text=Track me anonymously >> nth=0")
+    tab.click("#optout-longest a")
     tab.page.screenshot(path=str(ARTIFACTS / "privacy-anonymous.png"), full_page=True)
     assert (ARTIFACTS / "privacy-identified.png").stat().st_size > 1000
     assert "anonymously" in tab.page.inner_text("#state")
@@ -323,7 +323,7 @@ def test_https_cookies_are_secure(
         tab.visit("/privacy")
         cookies = tab.cookies()
         assert cookies["wtstp_eid"]["secure"] and cookies["wtstp_sid"]["secure"]
-        tab.click("text=Track me anonymously for 1 hour")
+        tab.click("#optout-1-day a")
         assert tab.cookies()["miCookieOptOut"]["secure"]  # written by the server
         tab.change_cookie(
             "pixelMiddleware.optout.deleteAnonymousCookie()", "miCookieOptOut", present=False

@@ -103,7 +103,7 @@ def test_new_visitor_and_new_session_are_what_the_server_knows() -> None:
 
 
 def test_a_resent_hit_is_stored_once(tmp_path: Path) -> None:
-    store = f"sqlite:{tmp_path}/hits.sqlite3"
+    store = f"sqlite:///{tmp_path}/hits.sqlite3"
     s = settings(store=store, spool_dir=str(tmp_path / "spool"))
     app = PixelMiddleware(html_app(b""), settings=s)
     body = f"wt?{Q}&cp1=1\nwt?{Q}&cp1=2\n".encode()
@@ -225,3 +225,19 @@ def test_the_standalone_collector_serves_the_root_path() -> None:
     assert r.status == 200 and len(sink.hits) == 1
     assert request(app, f"/{TRACK_ID}/wt", query=Q.encode()).body == GIF
     assert request(app, "/anything").status == 404
+
+
+def test_the_first_hit_after_the_page_made_the_identifiers_is_a_new_visit() -> None:
+    """The page's answer makes the everID and the session but stores no hit; the Smart Pixel's
+    first hit then arrives with both cookies, and must still count as a new visitor."""
+    sink = Memory()
+    app = PixelMiddleware(html_app(b"<html><body>x</body></html>"), settings=settings(), sink=sink)
+    page = request(app, "/")
+    cookies = set_cookies(page.header_values("set-cookie"))
+    jar = "; ".join(f"{name}={c.value}" for name, c in cookies.items()).encode()
+    first = request(app, WT, query=f"{Q}&cp1=1".encode(), headers=[(b"cookie", jar)])
+    assert names(sink.hits[0].query) == ["p", "eid", "one", "fns", "cp1"]
+    assert set_cookies(first.header_values("set-cookie"))["wtstp_sid_new"].expired
+    without_marker = jar.replace(b"wtstp_sid_new=vs", b"")
+    request(app, WT, query=f"{Q}&cp1=2".encode(), headers=[(b"cookie", without_marker)])
+    assert names(sink.hits[1].query) == ["p", "eid", "cp1"]

@@ -49,9 +49,9 @@ def test_client_ip(
         ("198.51.100.77", 1, "198.51.100.0"),
         ("198.51.100.77", 2, "198.51.0.0"),
         ("198.51.100.77", 3, "198.0.0.0"),
-        ("2001:db8:1234:5678:9abc:def0:1234:5678", 1, "2001:db8:1234:5678::"),
-        ("2001:db8:1234:5678:9abc:def0:1234:5678", 2, "2001:db8:1234:5600::"),
-        ("2001:db8:1234:5678:9abc:def0:1234:5678", 3, "2001:db8:1234::"),
+        ("2001:db8:1234:5678:9abc:def0:1234:5678", 1, "2001:db8:1234::"),
+        ("2001:db8:1234:5678:9abc:def0:1234:5678", 2, "2001:db8:1200::"),
+        ("2001:db8:1234:5678:9abc:def0:1234:5678", 3, "2001:db8::"),
         ("not an ip", 1, None),
         (None, 2, None),
     ],
@@ -71,7 +71,8 @@ def test_delivery_settings_are_validated() -> None:
         settings(trusted_proxies=("not-a-net",))
     with pytest.raises(ValueError, match="report_token"):
         settings(report_token="short")
-    assert PixelSettings(track_id=TRACK_ID, secret_key=SECRET).store == "sqlite:pixel_hits.sqlite3"
+    default = PixelSettings(track_id=TRACK_ID, secret_key=SECRET).store
+    assert default == "sqlite:///pixel_hits.sqlite3"
     env = PixelSettings.from_env(
         {
             "PIXEL_TRACK_ID": TRACK_ID,
@@ -84,15 +85,19 @@ def test_delivery_settings_are_validated() -> None:
 
 
 def test_sqlite_store_urls() -> None:
-    assert sqlite_path("sqlite:hits.db") == "hits.db"
-    assert sqlite_path("sqlite:///var/lib/hits.db") == "/var/lib/hits.db"
+    # As the settings read them (pixel_middleware.store_url), so the sink opens that file.
+    assert sqlite_path("sqlite:///hits.db") == "hits.db"
+    assert sqlite_path("sqlite:////var/lib/hits.db") == "/var/lib/hits.db"
+    assert sqlite_path("/var/lib/hits.db") == "/var/lib/hits.db"
+    with pytest.raises(ValueError):
+        sqlite_path("sqlite:hits.db")
 
 
 def test_build_sink_follows_settings(tmp_path: Path) -> None:
     assert type(build_sink(settings())).__name__ == "LoggingSink"
-    assert type(build_sink(settings(store=f"sqlite:{tmp_path}/h.db"))).__name__ == "SQLiteSink"
+    assert type(build_sink(settings(store=f"sqlite:///{tmp_path}/h.db"))).__name__ == "SQLiteSink"
     both = build_sink(
-        settings(store=f"sqlite:{tmp_path}/h.db", relay=True, track_domain="q3.webtrekk.net")
+        settings(store=f"sqlite:///{tmp_path}/h.db", relay=True, track_domain="q3.webtrekk.net")
     )
     assert isinstance(both, MultiSink)
     assert [type(s).__name__ for s in both.sinks] == ["SQLiteSink", "RelaySink"]
@@ -232,3 +237,16 @@ def test_unreadable_spool_file_is_set_aside_not_lost(tmp_path: Path) -> None:
     assert sorted(backend.written) == sorted(h.hit_id for h in good)
     assert [p.name for p in tmp_path.iterdir()] == ["bad-spool-00000000000000000001-bad.jsonl"]
     asyncio.run(sink.close())
+
+
+def test_the_store_sink_opens_the_file_the_settings_name(tmp_path: Path) -> None:
+    """The sink reads ``store`` as the settings validate it: three slashes are relative, a plain
+    path is a SQLite file (not a PostgreSQL URL)."""
+    from pixel_middleware.sinks import SQLiteSink
+
+    relative = build_sink(settings(store="sqlite:///pixel_hits.sqlite3"))
+    assert isinstance(relative, SQLiteSink) and relative.path == "pixel_hits.sqlite3"
+    plain = build_sink(settings(store=str(tmp_path / "hits.db")))
+    assert isinstance(plain, SQLiteSink) and plain.path == str(tmp_path / "hits.db")
+    absolute = build_sink(settings(store=f"sqlite:///{tmp_path}/hits.db"))
+    assert isinstance(absolute, SQLiteSink) and absolute.path == f"{tmp_path}/hits.db"

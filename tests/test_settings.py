@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -7,6 +11,8 @@ import pytest
 from pixel_middleware import PixelSettings
 
 from .helpers import SECRET, TRACK_ID, settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_match_the_smart_pixel() -> None:
@@ -46,7 +52,7 @@ def test_settings_are_frozen() -> None:
         ("track_domain", "https://track.example"),
         ("anonymous_opt_in", "yes"),
         ("anonymous_cookie_minutes", 1.5),
-        ("secret_key", ""),
+        ("secret_key", "too-short"),
     ],
 )
 def test_invalid_values_name_the_field(field: str, value: object) -> None:
@@ -158,11 +164,11 @@ def test_from_env_rejects_typos_and_bad_values() -> None:
 
 def test_from_django_settings_object() -> None:
     class DjangoSettings:
-        SECRET_KEY = "django-secret"
+        SECRET_KEY = "django-secret-key-0123"
         PIXEL_MIDDLEWARE: ClassVar = {"track_id": TRACK_ID, "enable_anonymous_function": True}
 
     s = PixelSettings.from_django(DjangoSettings())
-    assert s.secret_key == "django-secret"
+    assert s.secret_key == "django-secret-key-0123"
     assert s.enable_anonymous_function is True
 
 
@@ -195,3 +201,68 @@ def test_cookie_domain_is_a_host_name() -> None:
     for bad in ("shop.example:8000", "https://shop.example", "shop example"):
         with pytest.raises(ValueError, match="cookie_domain"):
             settings(cookie_domain=bad)
+
+
+def test_constructor_suggests_the_closest_name() -> None:
+    with pytest.raises(TypeError, match=r"'anonymous_optin' \(did you mean 'anonymous_opt_in'\?\)"):
+        PixelSettings(track_id=TRACK_ID, secret_key=SECRET, anonymous_optin=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"track_id is missing.*PIXEL_TRACK_ID"):
+        PixelSettings(secret_key=SECRET)  # type: ignore[call-arg]
+
+
+def _settings_in_a_fresh_process(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Django's settings are global to a process: each case gets its own."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PIXEL_", "DJANGO_"))}
+    return subprocess.run(
+        [sys.executable, "-c", f"from pixel_middleware import PixelSettings\n{code}"],
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_missing_secret_key_says_where_it_is_read_from() -> None:
+    out = _settings_in_a_fresh_process(f"PixelSettings(track_id={TRACK_ID!r})")
+    assert out.returncode == 1
+    assert "secret_key is missing" in out.stderr
+    assert "PIXEL_SECRET_KEY" in out.stderr and "SECRET_KEY" in out.stderr.replace("PIXEL_", "")
+
+
+def test_django_secret_key_is_the_default_everywhere() -> None:
+    # The constructor and the env loader, in a process running a Django project.
+    code = (
+        f"print(PixelSettings(track_id={TRACK_ID!r}).secret_key)\n"
+        "print(PixelSettings.from_env().secret_key)"
+    )
+    out = _settings_in_a_fresh_process(
+        code,
+        DJANGO_SETTINGS_MODULE="tests.django_project.settings",
+        PIXEL_TRACK_ID=TRACK_ID,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["django-test-secret"] * 2
+
+
+def test_short_secret_key_is_refused_with_the_minimum() -> None:
+    with pytest.raises(ValueError, match="at least 16 characters long"):
+        settings(secret_key="x")
+    assert settings(secret_key="s" * 16).secret_key == "s" * 16
+
+
+def test_track_id_list_may_have_spaces() -> None:
+    s = settings(track_id="123451234512345, 543215432154321")
+    assert s.track_ids == ("123451234512345", "543215432154321")
+    assert PixelSettings.from_env(
+        {"PIXEL_TRACK_ID": " 123451234512345 ,543215432154321", "PIXEL_SECRET_KEY": SECRET}
+    ).track_id == ("123451234512345,543215432154321")
+    with pytest.raises(ValueError, match="track_id must be 15 digits"):
+        settings(track_id="123451234512345 543215432154321")
+
+
+def test_report_time_zone() -> None:
+    assert settings().report_time_zone == "UTC"
+    assert settings(report_time_zone="Europe/Berlin").report_time_zone == "Europe/Berlin"
+    with pytest.raises(ValueError, match="report_time_zone must be an IANA"):
+        settings(report_time_zone="CEST+2")

@@ -27,7 +27,7 @@ def test_rows_are_written_by_a_child_process(tmp_path: Path) -> None:
     assert sink.flush(20)
     child = sink.backend._child  # type: ignore[attr-defined]
     assert child is not None and child.pid != os.getpid()
-    assert sorted(r["hit_id"] for r in read_rows(f"sqlite:{tmp_path}/hits.sqlite3")) == sorted(
+    assert sorted(r["hit_id"] for r in read_rows(f"sqlite:///{tmp_path}/hits.sqlite3")) == sorted(
         h.hit_id for h in first
     )
     asyncio.run(sink.close())
@@ -44,7 +44,7 @@ def test_a_killed_child_is_replaced_and_nothing_is_lost(tmp_path: Path) -> None:
     more = hits(500, start=10)
     asyncio.run(sink.write(more))
     assert sink.flush(30)
-    rows = read_rows(f"sqlite:{tmp_path}/hits.sqlite3")
+    rows = read_rows(f"sqlite:///{tmp_path}/hits.sqlite3")
     assert len(rows) == 510 and len({r["hit_id"] for r in rows}) == 510
     assert sink.backend._child.pid != child.pid  # type: ignore[attr-defined]
     asyncio.run(sink.close())
@@ -57,7 +57,7 @@ def test_a_hit_sqlite_cannot_take_is_set_aside_and_the_rest_stored(tmp_path: Pat
     poison = Hit(received_at=1.0, track_id=TRACK_ID, anonymous=False, query="p=600,\udcff")
     asyncio.run(sink.write([*good[:4], poison, *good[4:]]))
     assert sink.flush(20)
-    rows = read_rows(f"sqlite:{tmp_path}/hits.sqlite3")
+    rows = read_rows(f"sqlite:///{tmp_path}/hits.sqlite3")
     assert sorted(r["hit_id"] for r in rows) == sorted(h.hit_id for h in good)
     dead = list((tmp_path / "hits.sqlite3.spool" / "dead").glob("dead-*.jsonl"))
     assert len(dead) == 1 and poison.hit_id in dead[0].read_text()

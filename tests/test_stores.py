@@ -51,7 +51,7 @@ def site(**overrides: Any) -> PixelMiddleware:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:{tmp_path}/hits.sqlite3"
+        return f"sqlite:///{tmp_path}/hits.sqlite3"
     return fresh_database(request.getfixturevalue("pg"))
 
 
@@ -105,7 +105,7 @@ def test_store_end_to_end(store: str, tmp_path: Path) -> None:
 
 
 def test_truncated_ip_for_anonymous_visitors(tmp_path: Path) -> None:
-    store = f"sqlite:{tmp_path}/hits.sqlite3"
+    store = f"sqlite:///{tmp_path}/hits.sqlite3"
     app = site(store=store, anonymous_ip_truncation=1, trusted_proxies=("127.0.0.1",))
     with serve(app) as url:
         client = httpx2.Client(base_url=url, cookies={"miCookieOptOut": "1"})
@@ -147,7 +147,7 @@ def test_postgres_restart_loses_nothing(pg: PostgresServer, tmp_path: Path) -> N
 
 def collector(port: int, tmp_path: Path) -> tuple[PixelMiddleware, str]:
     """A second pixel_middleware acting as Mapp's track server, storing into SQLite."""
-    store = f"sqlite:{tmp_path}/collector-{port}.sqlite3"
+    store = f"sqlite:///{tmp_path}/collector-{port}.sqlite3"
     # The relay is a server speaking for its visitors: trusted, its X-WT-IP/X-WT-UA are believed.
     back = site(
         store=store,
@@ -223,7 +223,7 @@ def test_relay_spool_survives_a_restart(tmp_path: Path) -> None:
 
 def test_store_and_relay_at_once(tmp_path: Path) -> None:
     port = free_port()
-    local = f"sqlite:{tmp_path}/local.sqlite3"
+    local = f"sqlite:///{tmp_path}/local.sqlite3"
     back, remote = collector(port, tmp_path)
     front = site(
         store=local,
@@ -244,7 +244,7 @@ def test_burst_of_concurrent_hits(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     store = (
-        f"sqlite:{tmp_path}/hits.sqlite3"
+        f"sqlite:///{tmp_path}/hits.sqlite3"
         if kind == "sqlite"
         else fresh_database(request.getfixturevalue("pg"))
     )

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
+import httpx2
 import pytest
 
 from pixel_middleware.toggles import safe_next, toggle_url
@@ -15,6 +16,7 @@ from .helpers import set_cookies
 
 IDS = "wtstp_eid=8123456789012345678; wtstp_sid=1234567890123456789"
 EID_RE = re.compile(r"^\d{19}$")
+CONFIRM = "__Host-pixel_confirm"
 
 
 def link(
@@ -132,7 +134,7 @@ def test_missing_or_tampered_token_is_400_and_changes_nothing(
 
 def test_token_from_another_secret_is_refused(make_site: Callable[..., Site]) -> None:
     site = make_site(enable_anonymous_function=True)
-    forged = toggle_url(site.settings.replace(secret_key="attacker"), "optout", "/")
+    forged = toggle_url(site.settings.replace(secret_key="attacker-secret-key"), "optout", "/")
     r = site.client.get(forged, follow_redirects=False)
     assert r.status_code == 400 and r.headers.get_list("set-cookie") == []
 
@@ -277,47 +279,72 @@ def test_status_json(
 def test_without_same_origin_evidence_nothing_changes_until_confirmed(
     make_site: Callable[..., Site], headers: dict[str, str]
 ) -> None:
-    site = make_site(enable_anonymous_function=True)
+    site = make_site(enable_anonymous_function=True, https=True)
     r = site.client.get(
         link(site, "optout"), headers={**headers, "cookie": IDS}, follow_redirects=False
     )
     assert r.status_code == 200 and "Confirm" in r.text
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    # The page's own policy makes its POST carry this site's Origin, whatever the site's is.
+    assert '<meta name="referrer" content="same-origin">' in r.text
     cookies = set_cookies(r.headers.get_list("set-cookie"))
-    assert set(cookies) == {"pixel_confirm"}  # the choice and the identifiers are untouched
-    confirm = cookies["pixel_confirm"]
-    assert confirm.has("httponly") and confirm.attrs["samesite"] == "Strict"
+    assert set(cookies) == {CONFIRM}  # the choice and the identifiers are untouched
+    confirm = cookies[CONFIRM]
+    assert confirm.has("httponly") and confirm.has("secure") and "domain" not in confirm.attrs
+    assert confirm.attrs["samesite"] == "Strict"
     form = re.search(r'<form method="post" action="([^"]+)">', r.text)
     token = re.search(r'name="confirm" value="([^"]+)"', r.text)
     assert form is not None and token is not None and token.group(1) == confirm.value
     action = form.group(1).replace("&amp;", "&")
 
-    forged = site.client.post(
-        action,
-        data={"confirm": "guessed"},
-        headers={**headers, "cookie": f"{IDS}; pixel_confirm={confirm.value}"},
-        follow_redirects=False,
-    )
+    def post(value: str, cookie: str, **extra: str) -> httpx2.Response:
+        return site.client.post(
+            action,
+            data={"confirm": value},
+            headers={**headers, **extra, "cookie": cookie},
+            follow_redirects=False,
+        )
+
+    forged = post("guessed", f"{IDS}; {CONFIRM}={confirm.value}")
     assert forged.status_code == 200 and "miCookieOptOut" not in forged.headers.get(
         "set-cookie", ""
     )
-    without_cookie = site.client.post(
-        action,
-        data={"confirm": confirm.value},
-        headers={**headers, "cookie": IDS},
-        follow_redirects=False,
-    )
+    without_cookie = post(confirm.value, IDS)
     assert "miCookieOptOut" not in without_cookie.headers.get("set-cookie", "")
+    # A cookie without the __Host- prefix could have been planted by a sibling subdomain.
+    planted = post(confirm.value, f"{IDS}; pixel_confirm={confirm.value}")
+    assert "miCookieOptOut" not in planted.headers.get("set-cookie", "")
 
-    done = site.client.post(
-        action,
-        data={"confirm": confirm.value},
-        headers={**headers, "cookie": f"{IDS}; pixel_confirm={confirm.value}"},
-        follow_redirects=False,
-    )
+    done = post(confirm.value, f"{IDS}; {CONFIRM}={confirm.value}")
     assert done.status_code == 303 and done.headers["location"] == "/privacy"
     cookies = set_cookies(done.headers.get_list("set-cookie"))
     assert cookies["miCookieOptOut"].value == "1" and cookies["wtstp_eid"].expired
+
+
+def test_over_plain_http_only_the_browsers_evidence_confirms(
+    make_site: Callable[..., Site],
+) -> None:
+    """Over http a sibling subdomain can plant any cookie: no double-submit there."""
+    site = make_site(enable_anonymous_function=True)
+    none = {"sec-fetch-site": "", "cookie": IDS}
+    r = site.client.get(link(site, "optout"), headers=none, follow_redirects=False)
+    assert r.status_code == 200 and r.headers.get_list("set-cookie") == []
+    action = link(site, "optout")
+    planted = site.client.post(
+        action,
+        data={"confirm": "x"},
+        headers={**none, "origin": "null", "cookie": f"{IDS}; {CONFIRM}=x; pixel_confirm=x"},
+        follow_redirects=False,
+    )
+    assert planted.status_code == 200 and "miCookieOptOut" not in planted.headers.get(
+        "set-cookie", ""
+    )
+    # The confirmation page's button: its POST carries this site's Origin.
+    done = site.client.post(
+        action, headers={**none, "origin": "http://shop.example"}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    assert set_cookies(done.headers.get_list("set-cookie"))["miCookieOptOut"].value == "1"
 
 
 def test_sibling_subdomain_is_cross_site(make_site: Callable[..., Site]) -> None:

@@ -5,15 +5,21 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import unquote
 
-from ..sinks.factory import sqlite_path
 from ..sinks.schema import TABLE
+from ..store_url import StoreLocation, parse_store
+from .summary import ReportRow
 
-# What a report needs of a row, in this order.
-REPORT_COLUMNS = ("received_at", "anonymous", "ever_id", "page_name")
+# What a report needs of a row, in this order; the event name is read from the stored query.
+REPORT_COLUMNS = ("received_at", "anonymous", "ever_id", "page_name", "query")
 RECENT_COLUMNS = ("received_at", "anonymous", "page_name", "query")
+
+
+class StoreMissing(Exception):
+    """The store named by the settings does not exist, or holds no hits table."""
 
 
 def _recent_sql(placeholder: str, ever_id: str | None) -> str:
@@ -24,10 +30,25 @@ def _recent_sql(placeholder: str, ever_id: str | None) -> str:
     )
 
 
+def event_name(query: str) -> str | None:
+    """The ``ct`` value of a stored query (an event), or None (a page view)."""
+    if query.startswith("ct="):
+        start = 3
+    else:
+        at = query.find("&ct=")
+        if at < 0:
+            return None
+        start = at + 4
+    value = query[start:].split("&", 1)[0]
+    return unquote(value, errors="replace") if value else None
+
+
 class StoreReader(Protocol):
+    location: StoreLocation
+
     def count(self, since: datetime) -> int: ...
 
-    def rows(self, since: datetime, chunk: int = 5_000) -> Iterator[tuple[Any, ...]]: ...
+    def rows(self, since: datetime, chunk: int = 5_000) -> Iterator[ReportRow]: ...
 
     def prune(self, before: datetime) -> int: ...
 
@@ -43,18 +64,30 @@ def _utc_text(moment: datetime) -> str:
 
 
 class SQLiteReader:
-    def __init__(self, path: str) -> None:
+    def __init__(self, location: StoreLocation, *, must_exist: bool = False) -> None:
+        self.location = location
+        path = location.target
         # Reading must not create the database as a side effect.
         if not os.path.exists(path):
+            if must_exist:
+                raise StoreMissing(f"no store at {location.describe()}: the file does not exist")
             self.conn = sqlite3.connect(":memory:")
             self._exists = False
             return
         self.conn = sqlite3.connect(path, timeout=30)
-        self._exists = bool(
-            self.conn.execute(
+        try:
+            found = self.conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (TABLE,)
             ).fetchone()
-        )
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise StoreMissing(f"{location.describe()} is not a SQLite database ({exc})") from None
+        self._exists = bool(found)
+        if must_exist and not self._exists:
+            self.conn.close()
+            raise StoreMissing(
+                f"{location.describe()} holds no {TABLE} table: no hit was stored there yet"
+            )
 
     def count(self, since: datetime) -> int:
         if not self._exists:
@@ -62,18 +95,19 @@ class SQLiteReader:
         sql = f"SELECT count(*) FROM {TABLE} WHERE received_at >= ?"
         return int(self.conn.execute(sql, (_utc_text(since),)).fetchone()[0])
 
-    def rows(self, since: datetime, chunk: int = 5_000) -> Iterator[tuple[Any, ...]]:
+    def rows(self, since: datetime, chunk: int = 5_000) -> Iterator[ReportRow]:
         if not self._exists:
             return
         sql = f"SELECT {', '.join(REPORT_COLUMNS)} FROM {TABLE} WHERE received_at >= ?"
         cur = self.conn.execute(sql, (_utc_text(since),))
         while batch := cur.fetchmany(chunk):
-            for received, anonymous, ever_id, page in batch:
-                yield (
+            for received, anonymous, ever_id, page, query in batch:
+                yield ReportRow(
                     datetime.fromisoformat(received).replace(tzinfo=UTC),
                     bool(anonymous),
                     ever_id,
                     page,
+                    event_name(query),
                 )
 
     def prune(self, before: datetime) -> int:
@@ -97,15 +131,21 @@ class SQLiteReader:
 
 
 class PostgresReader:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, location: StoreLocation, *, must_exist: bool = False) -> None:
         import psycopg
 
+        self.location = location
         # Autocommit: each statement stands alone; explicit transactions where one is needed.
-        self.conn = psycopg.connect(dsn, connect_timeout=10, autocommit=True)
-        # Days are UTC days, as in the SQLite store.
+        self.conn = psycopg.connect(location.target, connect_timeout=10, autocommit=True)
+        # Timestamps come back in UTC; the report turns them into days of its own time zone.
         self.conn.execute("SET TIME ZONE 'UTC'")
         found = self.conn.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone()
         self._exists = bool(found and found[0])
+        if must_exist and not self._exists:
+            self.conn.close()
+            raise StoreMissing(
+                f"{location.describe()} holds no {TABLE} table: no hit was stored there yet"
+            )
 
     def count(self, since: datetime) -> int:
         if not self._exists:
@@ -115,7 +155,7 @@ class PostgresReader:
         ).fetchone()
         return int(found[0]) if found else 0
 
-    def rows(self, since: datetime, chunk: int = 5_000) -> Iterator[tuple[Any, ...]]:
+    def rows(self, since: datetime, chunk: int = 5_000) -> Iterator[ReportRow]:
         if not self._exists:
             return
         # A named (server-side) cursor streams a large table instead of loading it whole.
@@ -125,7 +165,8 @@ class PostgresReader:
                 f"SELECT {', '.join(REPORT_COLUMNS)} FROM {TABLE} WHERE received_at >= %s",
                 (since,),
             )
-            yield from cur
+            for received, anonymous, ever_id, page, query in cur:
+                yield ReportRow(received, anonymous, ever_id, page, event_name(query))
 
     def prune(self, before: datetime) -> int:
         if not self._exists:
@@ -145,13 +186,14 @@ class PostgresReader:
         self.conn.close()
 
 
-def open_store(store: str) -> StoreReader:
-    """A reader for a ``store`` URL as in the settings (``sqlite:…`` or ``postgresql://…``)."""
-    if store.startswith("sqlite:"):
-        return SQLiteReader(sqlite_path(store))
-    return PostgresReader(store)
+def open_store(store: str, *, must_exist: bool = False) -> StoreReader:
+    """A reader for a ``store`` setting (see :mod:`pixel_middleware.store_url`).
 
-
-def days_ago(days: int, now: datetime | None = None) -> datetime:
-    now = now or datetime.now(UTC)
-    return (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    With ``must_exist``, a store that does not exist yet is :class:`StoreMissing` (the command
+    line: a wrong path must not look like an empty report); without it, it reads as empty (the
+    HTML report of a site that has stored nothing yet).
+    """
+    location = parse_store(store)
+    if location.kind == "sqlite":
+        return SQLiteReader(location, must_exist=must_exist)
+    return PostgresReader(location, must_exist=must_exist)

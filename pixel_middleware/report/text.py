@@ -1,11 +1,15 @@
-"""The report as text, and the progress bar shown while a large table is read."""
+"""The report as text for a terminal, and the progress bar shown while a large table is read.
+
+Every string that came from a store passes through :func:`~.terminal.safe`.
+"""
 
 from __future__ import annotations
 
 import sys
 from typing import TextIO
 
-from .summary import Summary, as_rows
+from .summary import Day, Summary
+from .terminal import safe
 
 PROGRESS_ABOVE = 20_000  # rows; smaller tables are read too fast for a bar to help
 
@@ -28,19 +32,69 @@ class ProgressBar:
         self.stream.flush()
 
 
-def render(summary: Summary, *, top: int = 10) -> str:
-    header = ("day", "identified views", "anonymous views", "identified visitors")
-    lines = [f"{header[0]:<10}  {header[1]:>16}  {header[2]:>15}  {header[3]:>19}"]
-    for row in as_rows(summary):
-        lines.append(
-            f"{row['day']:<10}  {row['identified_views']:>16}  {row['anonymous_views']:>15}  "
-            f"{row['identified_visitors']:>19}"
-        )
+# Two header lines: a title over each pair of columns, then the columns' own names.
+_GROUPS = (("page views", ("identified", "anonymous")), ("events", ("identified", "anonymous")))
+_WIDTH = 11  # one number column
+_GAP = "   "  # between the groups
+
+
+def _columns(values: tuple[object, ...]) -> str:
+    pairs = [values[i : i + 2] for i in range(0, len(values), 2)]
+    return _GAP.join("".join(f"{v:>{_WIDTH}}" for v in pair) for pair in pairs)
+
+
+def _day_line(label: str, day: Day, *, visitors: bool = True) -> str:
+    numbers = (
+        day.identified_views,
+        day.anonymous_views,
+        day.identified_events,
+        day.anonymous_events,
+    )
+    last = f"{day.identified_visitors:>{_WIDTH}}" if visitors else ""
+    return f"{label:<10}{_GAP}{_columns(numbers)}{_GAP}{last}".rstrip()
+
+
+def _header() -> list[str]:
+    titles = _GAP.join(f"{title:^{_WIDTH * 2}}" for title, _ in _GROUPS)
+    names = _columns(tuple(name for _, pair in _GROUPS for name in pair))
+    return [
+        f"{'':<10}{_GAP}{titles}{_GAP}{'identified':>{_WIDTH}}",
+        f"{'day':<10}{_GAP}{names}{_GAP}{'visitors':>{_WIDTH}}",
+    ]
+
+
+def _table(title: str, headers: tuple[str, str], rows: list[tuple[str, int]]) -> list[str]:
+    if not rows:
+        return [f"{title}: none"]
+    count_header, name_header = headers
+    return [f"{title}:", f"  {count_header:>10}  {name_header}"] + [
+        f"  {count:>10}  {safe(name)}" for name, count in rows
+    ]
+
+
+def render(summary: Summary, *, top: int = 10, store: str = "") -> str:
+    """The report: a line per day, totals, shares, top pages and top events, with headers."""
+    period = summary.period
+    lines = [
+        f"Pixel report, {period.first} to {period.last} "
+        f"({len(summary.days)} days; days are {safe(period.time_zone)} days)",
+    ]
+    if store:
+        lines.append(f"store: {safe(store)}")
     lines.append("")
-    lines.append(f"page views: {summary.total}; anonymous share: {summary.anonymous_share:.1%}")
-    lines.append("anonymous visitors carry no identifier, so they are not counted as visitors")
+    lines.extend(_header())
+    for day, counts in summary.days.items():
+        lines.append(_day_line(day.isoformat(), counts))
+    lines.append(_day_line("total", summary.total, visitors=False))
     lines.append("")
-    lines.append("top pages:")
-    for page, views in summary.top_pages(top):
-        lines.append(f"  {views:>8}  {page}")
+    total = summary.total
+    lines.append(
+        f"page views: {total.views} ({summary.anonymous_share:.1%} anonymous); "
+        f"events: {total.events} ({summary.anonymous_event_share:.1%} anonymous)"
+    )
+    lines.append("Anonymous visitors carry no identifier, so they are not counted as visitors.")
+    lines.append("")
+    lines.extend(_table("top pages", ("page views", "page"), summary.top_pages(top)))
+    lines.append("")
+    lines.extend(_table("top events", ("events", "event"), summary.top_events(top)))
     return "\n".join(lines) + "\n"

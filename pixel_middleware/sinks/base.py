@@ -23,14 +23,23 @@ def is_temporary_id(value: str) -> bool:
 
 
 def is_truncated_ip(value: str) -> bool:
-    """Whether ``value`` is an address with at least its last IPv4 octet / IPv6 64 bits zeroed."""
+    """Whether ``value`` is truncated at least to level 1 of ``anonymous_ip_truncation``.
+
+    That is an IPv4 /24 (last octet zero) or an IPv6 /48 (last 80 bits zero); an IPv6 address
+    carrying an IPv4 one (mapped, 6to4) must have that one truncated too. Kept in step with
+    :func:`pixel_middleware.addresses.truncate_ip`.
+    """
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
         return False
-    if address.version == 4:
+    if isinstance(address, ipaddress.IPv4Address):
         return int(address) & 0xFF == 0
-    return int(address) & ((1 << 64) - 1) == 0
+    if address.ipv4_mapped is not None:
+        return int(address.ipv4_mapped) & 0xFF == 0
+    if address.sixtofour is not None and int(address.sixtofour) & 0xFF:
+        return False
+    return int(address) & ((1 << 80) - 1) == 0
 
 
 class _HitFields(NamedTuple):

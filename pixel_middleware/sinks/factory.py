@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 
 from ..settings import PixelSettings
+from ..store_url import parse_store, sqlite_file
 from .base import Hit, Sink
 from .jsonlines import LoggingSink
 
@@ -46,20 +47,23 @@ class MultiSink:
 
 
 def store_sink(store: str, spool_dir: str) -> Sink:
-    """The sink for a ``store`` URL: ``sqlite:<path>`` or ``postgresql://…``."""
-    if store.startswith("sqlite:"):
+    """The sink for a ``store`` setting (:func:`~pixel_middleware.store_url.parse_store`): a
+    SQLite file or a PostgreSQL URL."""
+    location = parse_store(store)
+    if location.kind == "sqlite":
         from .sqlite import SQLiteSink
 
-        return SQLiteSink(sqlite_path(store))
+        return SQLiteSink(location.target)
     from .postgres import PostgresSink
 
-    return PostgresSink(store, spool_dir=os.path.join(spool_dir, "postgresql"))
+    return PostgresSink(location.target, spool_dir=os.path.join(spool_dir, "postgresql"))
 
 
 def sqlite_path(store: str) -> str:
-    """``sqlite:hits.db`` → ``hits.db``; ``sqlite:///abs/hits.db`` → ``/abs/hits.db``."""
-    rest = store[len("sqlite:") :]
-    return "/" + rest[3:] if rest.startswith("///") else rest
+    """The file a SQLite ``store`` names, read as the settings read it (``ValueError`` if the
+    setting names none): ``sqlite:///hits.db`` → ``hits.db``, ``sqlite:////abs/hits.db`` →
+    ``/abs/hits.db``, a plain path as it is."""
+    return sqlite_file(store)
 
 
 def build_sink(settings: PixelSettings) -> Sink:

@@ -1,0 +1,107 @@
+"""Which store the command line reads: the same one the app writes.
+
+In order: ``--store``; the settings named by ``--settings module:attribute``; the ``PIXEL_STORE``
+and ``PIXEL_REPORT_TIME_ZONE`` variables that ``PixelSettings.from_env`` reads; the default.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..settings import PixelSettings
+
+DEFAULT_STORE = str(PixelSettings.__dataclass_fields__["store"].default)
+
+
+class SourceError(Exception):
+    """The settings the command line was pointed at cannot be read."""
+
+
+@dataclass(frozen=True)
+class StoreChoice:
+    """The store to read (``None``: the settings keep no store), its time zone, and why."""
+
+    store: str | None
+    time_zone: str
+    source: str
+
+
+def choose_store(
+    store: str | None, settings_ref: str | None, environ: Mapping[str, str]
+) -> StoreChoice:
+    """Apply the order above; ``store`` and ``settings_ref`` are the command-line options."""
+    zone = environ.get("PIXEL_REPORT_TIME_ZONE", "").strip() or "UTC"
+    if settings_ref:
+        found = load_settings(settings_ref)
+        zone = found.get("report_time_zone", "UTC")
+        if store is None:
+            return StoreChoice(
+                found.get("store", DEFAULT_STORE), zone, f"--settings {settings_ref}"
+            )
+    if store is not None:
+        return StoreChoice(store, zone, "--store")
+    if "PIXEL_STORE" in environ:
+        raw = environ["PIXEL_STORE"].strip()
+        # As from_env reads it: empty or "none" means no store.
+        value = None if raw.lower() in ("", "none") else raw
+        return StoreChoice(value, zone, "PIXEL_STORE")
+    return StoreChoice(
+        DEFAULT_STORE, zone, "the default store (no --store, --settings or PIXEL_STORE)"
+    )
+
+
+def load_settings(ref: str) -> dict[str, Any]:
+    """``store`` and ``report_time_zone`` from ``module:attribute``.
+
+    The attribute may be a ``PixelSettings``, anything with a ``settings`` attribute holding one
+    (a ``PixelMiddleware``), a mapping of setting names (Django's ``PIXEL_MIDDLEWARE``), or a
+    function without arguments returning one of these.
+    """
+    module_name, _, attribute = ref.partition(":")
+    if not module_name or not attribute:
+        raise SourceError(
+            f"--settings takes module:attribute (such as myshop.app:settings), got {ref!r}"
+        )
+    # python -m puts the working directory first on the path; a console script would not.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise SourceError(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
+    try:
+        value: Any = getattr(module, attribute)
+    except AttributeError:
+        raise SourceError(f"{module_name} has no attribute {attribute!r}") from None
+    return _settings_values(value, ref)
+
+
+def _settings_values(value: Any, ref: str) -> dict[str, Any]:
+    if isinstance(value, PixelSettings):
+        return {"store": value.store, "report_time_zone": value.report_time_zone}
+    inner = getattr(value, "settings", None)
+    if isinstance(inner, PixelSettings):
+        return _settings_values(inner, ref)
+    if isinstance(value, Mapping):
+        return {k: value[k] for k in ("store", "report_time_zone") if k in value}
+    if inspect.isfunction(value) or inspect.ismethod(value):
+        made = _call(value, ref)
+        if isinstance(made, PixelSettings | Mapping) or hasattr(made, "settings"):
+            return _settings_values(made, ref)
+    raise SourceError(
+        f"{ref} is neither PixelSettings, an object with .settings, a mapping of settings, "
+        "nor a function returning one"
+    )
+
+
+def _call(function: Callable[[], Any], ref: str) -> Any:
+    try:
+        return function()
+    except Exception as exc:
+        raise SourceError(f"calling {ref}() failed: {type(exc).__name__}: {exc}") from exc
