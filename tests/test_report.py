@@ -33,29 +33,34 @@ DAY = 86_400
 EIDS = ["8000000000000000001", "8000000000000000002"]
 
 
-def hit(now: float, age_days: float, page: str, eid: str | None, event: str = "") -> Hit:
+def hit(
+    now: float, age_days: float, page: str, eid: str | None, event: str = "", visit: str = ""
+) -> Hit:
+    """An identified hit's session is its everID's; an anonymous one may have a temporary id."""
     return Hit(
         received_at=now - age_days * DAY,
         track_id=TRACK_ID,
         anonymous=eid is None,
         query=f"p=600,{page},,,,,1,0,," + (f"&ct={event}" if event else ""),
         ever_id=eid,
+        session_id=("1" + eid[1:]) if eid else (f"t{visit * 32}" if visit else None),
     )
 
 
 def hits(now: float) -> list[Hit]:
     """Today: 3 identified views by 2 visitors, 1 anonymous view, 1 identified and 1 anonymous
-    event; yesterday: 1 identified and 2 anonymous views; 40 days ago: 1 view."""
+    event (one anonymous visit); yesterday: 1 identified and 2 anonymous views (two anonymous
+    visits); 40 days ago: 1 view."""
     return [
         hit(now, 0, "home", EIDS[0]),
         hit(now, 0, "home", EIDS[1]),
         hit(now, 0, "shop", EIDS[0]),
-        hit(now, 0, "home", None),
+        hit(now, 0, "home", None, visit="a"),
         hit(now, 0, "product/teapot", EIDS[0], "add-to-basket"),
-        hit(now, 0, "product/teapot", None, "add%20to%20basket"),
+        hit(now, 0, "product/teapot", None, "add%20to%20basket", visit="a"),
         hit(now, 1, "shop", EIDS[1]),
-        hit(now, 1, "home", None),
-        hit(now, 1, "home", None),
+        hit(now, 1, "home", None, visit="b"),
+        hit(now, 1, "home", None, visit="c"),
         hit(now, 40, "old", EIDS[0]),
     ]
 
@@ -112,9 +117,10 @@ def test_report_command(store: str) -> None:
     # every day of the period is listed, days without hits too
     assert len(rows) == 7
     today, yesterday = sorted(rows)[-1], sorted(rows)[-2]
-    # columns: page views identified, anonymous; events identified, anonymous; visitors
-    assert rows[today] == ["3", "1", "1", "1", "2"]
-    assert rows[yesterday] == ["1", "2", "0", "0", "1"]
+    # columns: page views identified, anonymous; events identified, anonymous; identified
+    # visitors and visits; anonymous visits (by temporary session id)
+    assert rows[today] == ["3", "1", "1", "1", "2", "2", "1"]
+    assert rows[yesterday] == ["1", "2", "0", "0", "1", "1", "2"]
     assert "page views: 7 (42.9% anonymous); events: 2 (50.0% anonymous)" in out.stdout
     assert "days are UTC days" in out.stdout
     lines = out.stdout.splitlines()

@@ -14,7 +14,7 @@ from ..store_url import StoreLocation, parse_store
 from .summary import ReportRow
 
 # What a report needs of a row, in this order; the event name is read from the stored query.
-REPORT_COLUMNS = ("received_at", "anonymous", "ever_id", "page_name", "query")
+REPORT_COLUMNS = ("received_at", "anonymous", "ever_id", "page_name", "query", "session_id")
 RECENT_COLUMNS = ("received_at", "anonymous", "page_name", "query")
 
 
@@ -101,13 +101,14 @@ class SQLiteReader:
         sql = f"SELECT {', '.join(REPORT_COLUMNS)} FROM {TABLE} WHERE received_at >= ?"
         cur = self.conn.execute(sql, (_utc_text(since),))
         while batch := cur.fetchmany(chunk):
-            for received, anonymous, ever_id, page, query in batch:
+            for received, anonymous, ever_id, page, query, session in batch:
                 yield ReportRow(
                     datetime.fromisoformat(received).replace(tzinfo=UTC),
                     bool(anonymous),
                     ever_id,
                     page,
                     event_name(query),
+                    session,
                 )
 
     def prune(self, before: datetime) -> int:
@@ -165,8 +166,8 @@ class PostgresReader:
                 f"SELECT {', '.join(REPORT_COLUMNS)} FROM {TABLE} WHERE received_at >= %s",
                 (since,),
             )
-            for received, anonymous, ever_id, page, query in cur:
-                yield ReportRow(received, anonymous, ever_id, page, event_name(query))
+            for received, anonymous, ever_id, page, query, session in cur:
+                yield ReportRow(received, anonymous, ever_id, page, event_name(query), session)
 
     def prune(self, before: datetime) -> int:
         if not self._exists:

@@ -25,6 +25,8 @@ class ReportRow(NamedTuple):
     ever_id: str | None
     page_name: str
     event: str | None  # the ``ct`` value; None for a page view
+    # The identified session id, or an anonymous row's temporary one (anonymous_session).
+    session_id: str | None = None
 
 
 @dataclass
@@ -36,6 +38,8 @@ class Day:
     identified_events: int = 0
     anonymous_events: int = 0
     visitors: set[str] = field(default_factory=set)
+    sessions: set[str] = field(default_factory=set)
+    anonymous_sessions: set[str] = field(default_factory=set)
 
     def add(self, row: ReportRow) -> None:
         if row.event is None:
@@ -49,6 +53,8 @@ class Day:
             self.identified_events += 1
         if not row.anonymous and row.ever_id:
             self.visitors.add(row.ever_id)
+        if row.session_id:
+            (self.anonymous_sessions if row.anonymous else self.sessions).add(row.session_id)
 
     @property
     def views(self) -> int:
@@ -62,6 +68,16 @@ class Day:
     def identified_visitors(self) -> int:
         """Distinct everIDs; anonymous visitors carry no identifier and cannot be counted."""
         return len(self.visitors)
+
+    @property
+    def identified_visits(self) -> int:
+        """Distinct session ids of identified visitors."""
+        return len(self.sessions)
+
+    @property
+    def anonymous_visits(self) -> int:
+        """Distinct temporary session ids (anonymous_session): visits, never visitors."""
+        return len(self.anonymous_sessions)
 
 
 @dataclass

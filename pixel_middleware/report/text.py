@@ -50,7 +50,12 @@ def _day_line(label: str, day: Day, *, visitors: bool = True) -> str:
         day.identified_events,
         day.anonymous_events,
     )
-    last = f"{day.identified_visitors:>{_WIDTH}}" if visitors else ""
+    last = (
+        f"{day.identified_visitors:>{_WIDTH}}{day.identified_visits:>{_WIDTH}}"
+        f"{day.anonymous_visits:>{_WIDTH}}"
+        if visitors
+        else ""
+    )
     return f"{label:<10}{_GAP}{_columns(numbers)}{_GAP}{last}".rstrip()
 
 
@@ -58,8 +63,9 @@ def _header() -> list[str]:
     titles = _GAP.join(f"{title:^{_WIDTH * 2}}" for title, _ in _GROUPS)
     names = _columns(tuple(name for _, pair in _GROUPS for name in pair))
     return [
-        f"{'':<10}{_GAP}{titles}{_GAP}{'identified':>{_WIDTH}}",
-        f"{'day':<10}{_GAP}{names}{_GAP}{'visitors':>{_WIDTH}}",
+        f"{'':<10}{_GAP}{titles}{_GAP}{'identified':>{_WIDTH * 2}}{'anonymous':>{_WIDTH}}",
+        f"{'day':<10}{_GAP}{names}{_GAP}{'visitors':>{_WIDTH}}{'visits':>{_WIDTH}}"
+        f"{'visits':>{_WIDTH}}",
     ]
 
 
@@ -92,7 +98,10 @@ def render(summary: Summary, *, top: int = 10, store: str = "") -> str:
         f"page views: {total.views} ({summary.anonymous_share:.1%} anonymous); "
         f"events: {total.events} ({summary.anonymous_event_share:.1%} anonymous)"
     )
-    lines.append("Anonymous visitors carry no identifier, so they are not counted as visitors.")
+    lines.append(
+        "Anonymous visitors carry no identifier, so they are not counted as visitors; their "
+        "visits are counted by temporary session id when anonymous_session is on."
+    )
     lines.append("")
     lines.extend(_table("top pages", ("page views", "page"), summary.top_pages(top)))
     lines.append("")
