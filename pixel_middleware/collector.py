@@ -43,7 +43,7 @@ from .identity import (
 from .request_info import RequestInfo
 from .responses import GIF, NO_STORE, TooLarge, query, read_body, text
 from .settings import PixelSettings
-from .sinks import Hit, Sink
+from .sinks import Hit, Sink, write_durably
 
 logger = logging.getLogger("pixel_middleware")
 
@@ -195,7 +195,10 @@ class Collector:
             hits = [self._sp_anonymous_hit(request, track_id, p, line) for line, p in parsed]
         else:
             hits = [self._server_hit(request, track_id, params, line) for line, params in parsed]
-        if hits and not await self._store(hits):
+        # A server (a relay, Mapp's libraries) deletes its copy once answered: its batch is
+        # answered only when stored or on disk. A browser's beacon is not resent: no wait.
+        durable = not _from_browser(request)
+        if hits and not await self._store(hits, durable=durable):
             return text(503, "could not store the batch; try again")
         response = Response(b"", status_code=200, media_type="text/plain", headers=NO_STORE)
         if identity is not None:
@@ -265,9 +268,12 @@ class Collector:
         marker = marker_write(self.settings, identity, hit_stored=hit_stored)
         return writes if marker is None else [*writes, marker]
 
-    async def _store(self, hits: list[Hit]) -> bool:
+    async def _store(self, hits: list[Hit], *, durable: bool = False) -> bool:
         try:
-            await self.sink.write(hits)
+            if durable:
+                await write_durably(self.sink, hits)
+            else:
+                await self.sink.write(hits)
         except Exception:
             # The client is told to retry; the hit is not silently dropped.
             logger.exception("pixel sink failed to write %d hit(s)", len(hits))

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 _NONCE_RE = re.compile(r"'nonce-([A-Za-z0-9+/_=-]+)'")
 _MARKER = b"</body"
 # ``</body>`` is almost always among the last few closing tags: look at this many ``</`` from the
 # end before falling back to a full case-insensitive scan.
 _CANDIDATES = 64
+# What may follow a tag name: ``</body>``, ``</body >``, not ``</bodyguard>``.
+_TAG_END = frozenset(b" \t\n\r\f/>")
+# Elements whose content is text, not markup: a ``</body>`` in them is not the page's.
+_RAW_TEXT = (b"script", b"style", b"textarea", b"title", b"xmp", b"iframe", b"noembed", b"noframes")
+_RAW_CLOSE = re.compile(rb"</(" + b"|".join(_RAW_TEXT) + rb")(?![^\s/>])")
+# Where the evidence of a context is looked for before a candidate: this much first, then
+# eight times more, up to the whole page.
+_FIRST_WINDOW = 1024
 
 
-def _last_in(chunk: bytes) -> int:
-    """Index of the last ``</body`` (any case) in one chunk, or -1."""
-    end = len(chunk)
+def _last_in(chunk: bytes, end: int) -> int:
+    """Index of the last ``</body`` (any case) wholly in ``chunk[:end]``, or -1."""
     for _ in range(_CANDIDATES):
         index = chunk.rfind(b"</", 0, end)
         if index < 0:
@@ -32,15 +39,26 @@ def _last_in(chunk: bytes) -> int:
 
 
 def body_close_position(chunks: Sequence[bytes]) -> tuple[int, int] | None:
-    """``(chunk, offset)`` of the last ``</body`` (any case) across ``chunks``, or None.
+    """``(chunk, offset)`` of the page's last ``</body>`` tag across ``chunks``, or None.
 
-    A marker cut between two chunks is found too. Tiny chunks (shorter than the marker) are
-    joined first: they are rare and small, so that costs nothing that matters.
+    Only a tag counts: a ``</body>`` inside a script, a style or another raw-text element, a
+    comment or a CDATA section is text, and inserting a ``<script>`` there would end the app's
+    script or show up as text. A marker cut between two chunks is found too. Tiny chunks (shorter
+    than the marker) are joined first: they are rare and small, so that costs nothing that
+    matters.
     """
-    if any(0 < len(c) < len(_MARKER) for c in chunks):
+    if len(chunks) > 1 and any(0 < len(c) < len(_MARKER) for c in chunks):
         joined = b"".join(chunks)
-        index = _last_in(joined)
-        return None if index < 0 else _locate(chunks, index)
+        found = body_close_position([joined])
+        return None if found is None else _locate(chunks, found[1])
+    for position in _candidates(chunks):
+        if _is_markup(chunks, position):
+            return position
+    return None
+
+
+def _candidates(chunks: Sequence[bytes]) -> Iterator[tuple[int, int]]:
+    """Every ``</body`` (any case) in ``chunks``, as ``(chunk, offset)``, the last first."""
     width = len(_MARKER) - 1
     following = b""
     for number in range(len(chunks) - 1, -1, -1):
@@ -52,12 +70,90 @@ def body_close_position(chunks: Sequence[bytes]) -> tuple[int, int] | None:
             seam = chunk[-width:] + following[:width]
             index = seam.lower().rfind(_MARKER)
             if index >= 0:
-                return number, len(chunk) - width + index
-        index = _last_in(chunk)
-        if index >= 0:
-            return number, index
+                yield number, len(chunk) - width + index
+        end = len(chunk)
+        while (index := _last_in(chunk, end)) >= 0:
+            yield number, index
+            end = index
         following = chunk
-    return None
+
+
+def _is_markup(chunks: Sequence[bytes], position: tuple[int, int]) -> bool:
+    """Whether the ``</body`` at ``position`` is a tag, not text inside a script or comment.
+
+    Cheap for the usual page, where ``</body>`` is followed by ``</html>`` and nothing else: a
+    ``</body>`` inside a script, comment or CDATA section is followed somewhere by what ends
+    that context (``</script``, ``-->``, ``]]>``), so only when the bytes after the candidate
+    hold one is the page before it searched, backwards, for the context's start.
+    """
+    number, offset = position
+    start = offset + len(_MARKER)
+    if number == len(chunks) - 1:
+        after = chunks[number][start:]  # the usual case: no join
+    else:
+        after = b"".join([chunks[number][offset:], *chunks[number + 1 :]])[len(_MARKER) :]
+    if after and after[0] not in _TAG_END:
+        return False  # </bodyguard>: another tag
+    after = after.lower()
+    comment = b"-->" in after or b"--!>" in after
+    cdata = b"]]>" in after
+    raw = set()
+    if _RAW_CLOSE.search(after) is not None:
+        raw = {match.group(1) for match in _RAW_CLOSE.finditer(after)}
+    elif not (comment or cdata):
+        return True
+    before = _Before(chunks, number, offset)
+    if comment and before.opened((b"<!--",), (b"-->", b"--!>"), fold=False):
+        return False
+    if cdata and before.opened((b"<![CDATA[",), (b"]]>",), fold=False):
+        return False
+    return not any(before.opened((b"<" + name,), (b"</" + name,), fold=True) for name in raw)
+
+
+class _Before:
+    """The page before a position, read backwards in growing windows, never copied whole
+    unless a search has to go back that far."""
+
+    __slots__ = ("chunk", "chunks", "number", "offset")
+
+    def __init__(self, chunks: Sequence[bytes], number: int, offset: int) -> None:
+        self.chunks, self.number, self.offset = chunks, number, offset
+        self.chunk = chunks[number]
+
+    def window(self, size: int) -> tuple[bytes, bool]:
+        """The last ``size`` bytes before the position, and whether that is all of them."""
+        if size < self.offset:
+            return self.chunk[self.offset - size : self.offset], False
+        before = b"".join([*self.chunks[: self.number], self.chunk[: self.offset]])
+        return before[-size:], size >= len(before)
+
+    def opened(self, openers: tuple[bytes, ...], closers: tuple[bytes, ...], *, fold: bool) -> bool:
+        """Whether the last of ``openers`` before the position comes after the last of
+        ``closers``: whether the position is inside the context they open.
+
+        ``fold``: tag names, in any case, and only where the name ends.
+        """
+        size = _FIRST_WINDOW
+        while True:
+            window, whole = self.window(size)
+            if fold:
+                window = window.lower()
+            opened = max(_rfind(window, marker, fold) for marker in openers)
+            closed = max(_rfind(window, marker, fold) for marker in closers)
+            if opened != closed or whole:  # equal only when neither was found
+                return opened > closed
+            size *= 8
+
+
+def _rfind(window: bytes, marker: bytes, tag: bool) -> int:
+    """Last index of ``marker`` in ``window``; for a tag name, only where the name ends."""
+    end = len(window)
+    while (index := window.rfind(marker, 0, end)) >= 0:
+        after = index + len(marker)
+        if not tag or (after < len(window) and window[after] in _TAG_END):
+            return index
+        end = index
+    return -1
 
 
 def _locate(chunks: Sequence[bytes], index: int) -> tuple[int, int]:

@@ -23,7 +23,7 @@ def visitor(**overrides: object) -> Visitor:
     [
         (b"<html><body>a</body></html>", b"<html><body>aSNIP</body></html>"),
         (b"<BODY>a</BODY>", b"<BODY>aSNIP</BODY>"),
-        (b"<body>a</body><!-- </body> -->", b"<body>a</body><!-- SNIP</body> -->"),
+        (b"<body>a</body><!-- </body> -->", b"<body>aSNIP</body><!-- </body> -->"),
         (b"<body>a</body >", b"<body>aSNIP</body >"),
     ],
 )

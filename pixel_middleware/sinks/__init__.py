@@ -1,6 +1,6 @@
 """Destinations for hits."""
 
-from .base import Hit, Sink
+from .base import Hit, Sink, write_durably
 from .buffered import BufferedSink
 from .factory import MultiSink, build_sink
 from .jsonlines import JsonLinesSink, LoggingSink
@@ -17,4 +17,5 @@ __all__ = [
     "SQLiteSink",
     "Sink",
     "build_sink",
+    "write_durably",
 ]

@@ -164,3 +164,17 @@ class Sink(Protocol):
     async def write(self, hits: Sequence[Hit]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+async def write_durably(sink: Sink, hits: Sequence[Hit]) -> None:
+    """Write ``hits`` and return once they are stored or on disk, where ``sink`` can tell.
+
+    For a batch from a sender that deletes its copy once answered (a relay, Mapp's server
+    libraries): answering before the hits are saved would let a crash in between lose them. A
+    sink with a ``write_durably`` method waits for that; any other sink is simply written.
+    """
+    durable = getattr(sink, "write_durably", None)
+    if durable is not None:
+        await durable(hits)
+    else:
+        await sink.write(hits)

@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -73,6 +74,28 @@ def _permanent(backend: Backend, exc: BaseException) -> bool:
     return isinstance(exc, ValueError | TypeError)
 
 
+@dataclass
+class _Pending:
+    """A batch the backend is still working on after ``patience``."""
+
+    task: asyncio.Future[None]
+    hits: list[Hit]
+    # Its copy in the spool; None when the spool could not take it (the hits are then held in
+    # ``_stuck`` until the backend confirms them).
+    path: Path | None
+
+
+class _Waiter:
+    """A ``write_durably`` call waiting for hits ``start`` to ``end`` (queue order) to be saved."""
+
+    __slots__ = ("done", "end", "saved", "start")
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start, self.end = start, end
+        self.saved = True  # until one of its hits ends up held in memory only
+        self.done = threading.Event()
+
+
 class Spool:
     """Hits waiting on disk, one JSON object per line, oldest file first."""
 
@@ -90,9 +113,14 @@ class Spool:
             self.folder.mkdir(parents=True, exist_ok=True)
             name = f"spool-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
             tmp = self.folder / (name + ".tmp")
-            tmp.write_text("".join(h.to_json() + "\n" for h in hits), encoding="utf-8")
-            # Rename last: a file that exists under its final name is always complete.
-            return tmp.replace(self.folder / name)
+            try:
+                tmp.write_text("".join(h.to_json() + "\n" for h in hits), encoding="utf-8")
+                # Rename last: a file that exists under its final name is always complete.
+                return tmp.replace(self.folder / name)
+            except OSError:
+                # A full disk leaves a partial file: remove it so it frees what it took.
+                tmp.unlink(missing_ok=True)
+                raise
 
     def dead_letter(self, hits: Sequence[Hit], reason: str) -> Path:
         """Keep hits no backend can store, with the reason, where a person will look."""
@@ -101,8 +129,12 @@ class Spool:
         path = folder / f"dead-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
         lines = [json.dumps({"reason": reason, "hit": h.to_dict()}, sort_keys=True) for h in hits]
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        return tmp.replace(path)
+        try:
+            tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            return tmp.replace(path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def check_writable(self) -> None:
         """Raise ``OSError`` unless a spool file can be written here now."""
@@ -155,6 +187,14 @@ class BufferedSink:
         self.scan_interval = scan_interval
         self._queue: collections.deque[Hit] = collections.deque()
         self._queue_bytes = 0
+        # [time queued, hits of that write still queued], oldest first: how long the oldest
+        # queued hit has been waiting, without a timestamp per hit.
+        self._stamps: collections.deque[list[float]] = collections.deque()
+        # Hits ever queued, and ever taken and dealt with, in queue order: how ``write_durably``
+        # learns that its hits are stored or on disk.
+        self._queued_count = 0
+        self._settled_count = 0
+        self._waiters: list[_Waiter] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -163,7 +203,7 @@ class BufferedSink:
         self._deadline: float | None = None
         # Writer-side state (touched by the writer thread only, read by ``flush``).
         self._in_hand = 0
-        self._pending: tuple[asyncio.Future[None], Path | None] | None = None
+        self._pending: _Pending | None = None
         self._stuck: list[Hit] = []
         self._refusing = False
         self._down_until = 0.0
@@ -190,17 +230,50 @@ class BufferedSink:
         check = getattr(self.backend, "check", None)
         if check is not None:
             await check()
+        if self.spool.files():
+            # A previous run left hits on disk (a crash, an outage at shutdown): send them now,
+            # not only once the next hit arrives.
+            with self._lock:
+                self._ensure_writer()
 
     async def write(self, hits: Sequence[Hit]) -> None:
+        """Queue ``hits`` and return: they are stored or on disk within ``linger`` plus
+        ``patience`` (a fraction of a second), or, failing that, the sink refuses new hits."""
+        await self._put(hits, durable=False)
+
+    async def write_durably(self, hits: Sequence[Hit]) -> None:
+        """Return only once ``hits`` are stored or in the spool on disk.
+
+        For senders that delete their copy when answered (a relay, a server library's batch):
+        a crash right after the answer must not lose what they handed over. Raises
+        :class:`SinkUnavailable` if the hits could only be held in memory.
+        """
         if not hits:
             return
-        if self._refusing:
-            raise SinkUnavailable(f"{self.backend.name}: neither the store nor the spool works")
+        waiter = await self._put(hits, durable=True)
+        if waiter is None:
+            return  # spooled on the way in
+        if not await anyio.to_thread.run_sync(waiter.done.wait, self.close_timeout):
+            raise SinkUnavailable(f"{self.backend.name}: hits not saved in time")
+        if not waiter.saved:
+            raise SinkUnavailable(f"{self.backend.name}: hits are held in memory only")
+
+    async def _put(self, hits: Sequence[Hit], *, durable: bool) -> _Waiter | None:
+        """Queue ``hits`` (or spool them if memory is full); a waiter for them if ``durable``
+        and they were queued."""
+        if not hits:
+            return None
+        waiter = None
         size = sum(len(h.query) + _HIT_OVERHEAD for h in hits)
         with self._lock:
             if self._closing:  # a server may run several lifespans: open again
                 self._closing, self._deadline = False, None
+            # Before refusing: a writer that stopped would never end the refusal.
             self._ensure_writer()
+            if self._refusing:
+                raise SinkUnavailable(
+                    f"{self.backend.name}: neither the store nor the spool can take hits"
+                )
             fits = (
                 len(self._queue) + len(hits) <= self.max_queue
                 and self._queue_bytes + size <= self.max_queue_bytes
@@ -209,11 +282,18 @@ class BufferedSink:
                 was_empty = not self._queue
                 self._queue.extend(hits)
                 self._queue_bytes += size
-                wake = was_empty or len(self._queue) >= self.batch_size
+                self._stamps.append([time.monotonic(), len(hits)])
+                start = self._queued_count
+                self._queued_count += len(hits)
+                if durable:
+                    waiter = _Waiter(start, self._queued_count)
+                    self._waiters.append(waiter)
+                # A durable write wakes the writer at once: it is waiting for the answer.
+                wake = was_empty or len(self._queue) >= self.batch_size or waiter is not None
         if fits:
             if wake:
                 self._signal()
-            return
+            return waiter
         # The backend is behind and memory is full: the disk keeps these, or the client retries.
         try:
             await anyio.to_thread.run_sync(self.spool.add, list(hits))
@@ -222,6 +302,7 @@ class BufferedSink:
             raise SinkUnavailable(str(exc)) from exc
         self._spool_pending = True
         self._signal()
+        return None
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.close_blocking)
@@ -249,24 +330,39 @@ class BufferedSink:
         self._signal()
         if thread is not None:
             thread.join(self.close_timeout + 2)
+            if thread.is_alive() and self._in_hand:
+                logger.error(
+                    "%s: the writer did not stop in time; %d hit(s) it was writing may be LOST",
+                    self.backend.name,
+                    self._in_hand,
+                )
         with self._lock:
             left = list(self._queue) + list(self._stuck)
             self._queue.clear()
             self._queue_bytes = 0
+            self._stamps.clear()
             self._stuck = []
-        if not left:
-            return
-        try:
-            path = self.spool.add(left)
-        except OSError as exc:
-            logger.error(
-                "%s: %d acknowledged hit(s) LOST at shutdown: cannot spool them (%s)",
-                self.backend.name,
-                len(left),
-                exc,
-            )
-            return
-        logger.warning("%s: %d unsent hit(s) kept in %s", self.backend.name, len(left), path)
+            waiters, self._waiters = self._waiters, []
+            self._settled_count = self._queued_count
+        saved = True
+        if left:
+            try:
+                path = self.spool.add(left)
+            except OSError as exc:
+                saved = False
+                logger.error(
+                    "%s: %d acknowledged hit(s) LOST at shutdown: cannot spool them (%s)",
+                    self.backend.name,
+                    len(left),
+                    exc,
+                )
+            else:
+                logger.warning(
+                    "%s: %d unsent hit(s) kept in %s", self.backend.name, len(left), path
+                )
+        for waiter in waiters:
+            waiter.saved = waiter.saved and saved
+            waiter.done.set()
 
     def _ensure_writer(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -297,6 +393,9 @@ class BufferedSink:
         self._loop = asyncio.get_running_loop()
         try:
             while True:
+                # Cleared before the work, not after the wait: a write signalled while this
+                # round runs is then seen by the next wait instead of being wiped out.
+                self._wake.clear()
                 await self._settle_pending()
                 await self._take_queue()
                 await self._retry_stuck()
@@ -305,10 +404,10 @@ class BufferedSink:
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._idle())
-                self._wake.clear()
         finally:
             if self._pending is not None:
-                self._pending[0].cancel()  # its batch is on disk already
+                # Its hits are on disk already, or held in ``_stuck`` for the shutdown to keep.
+                self._pending.task.cancel()
                 self._pending = None
             try:
                 await self.backend.close()
@@ -325,9 +424,11 @@ class BufferedSink:
         return not self._spool_pending or self._down()
 
     def _idle(self) -> float:
+        if self._queue:
+            return 0.0
         if self._pending is not None or self._closing:
             return 0.05
-        if self._spool_pending:
+        if self._spool_pending or self._stuck:
             return max(0.05, min(self.scan_interval, self._down_until - time.monotonic()))
         return self.scan_interval
 
@@ -339,18 +440,65 @@ class BufferedSink:
             count = min(self.batch_size, len(self._queue))
             batch = [self._queue.popleft() for _ in range(count)]
             self._queue_bytes -= sum(len(h.query) + _HIT_OVERHEAD for h in batch)
+            left = count
+            while left and self._stamps:
+                stamp = self._stamps[0]
+                if stamp[1] <= left:
+                    left -= int(stamp[1])
+                    self._stamps.popleft()
+                else:
+                    stamp[1] -= left
+                    left = 0
             self._in_hand = count
             return batch
+
+    def _settled(self, batch: list[Hit], dealt_with: bool) -> None:
+        """The queue's next ``len(batch)`` hits are dealt with: wake the writes waiting on them.
+
+        Saved, unless one of them is held in ``_stuck`` (neither stored nor spooled), or the
+        writer failed on the batch.
+        """
+        held = {id(h) for h in self._stuck} if self._stuck else set()
+        lost = not dealt_with or (any(id(h) in held for h in batch) if held else False)
+        with self._lock:
+            start = self._settled_count
+            self._settled_count += len(batch)
+            if not self._waiters:
+                return
+            waiting = []
+            for waiter in self._waiters:
+                if lost and waiter.start < self._settled_count and waiter.end > start:
+                    waiter.saved = False
+                if waiter.end <= self._settled_count:
+                    waiter.done.set()
+                else:
+                    waiting.append(waiter)
+            self._waiters = waiting
+
+    def _overdue(self) -> bool:
+        """Whether the oldest queued hit has waited in memory longer than ``patience``."""
+        with self._lock:
+            oldest = self._stamps[0][0] if self._stamps else None
+        return oldest is not None and time.monotonic() - oldest > self.patience
 
     async def _take_queue(self) -> None:
         if self._queue and len(self._queue) < self.batch_size and not self._closing:
             await asyncio.sleep(self.linger)  # let the batch fill
         while self._queue:
+            # The backend keeps up but not fast enough for the hits behind: those would wait in
+            # memory for the batches ahead of them, so they go to disk now.
+            late = self._overdue()
             batch = self._take()
+            dealt_with = False
             try:
-                await self._deliver(batch)
+                if late:
+                    self._to_spool(batch)
+                else:
+                    await self._deliver(batch)
+                dealt_with = True
             finally:
                 self._in_hand = 0
+                self._settled(batch, dealt_with)
 
     async def _deliver(self, batch: list[Hit]) -> None:
         if self._pending is not None or self._down() or self._past_deadline():
@@ -370,7 +518,7 @@ class BufferedSink:
             # Slow or hanging: make the batch durable now and let the backend finish.
             if path is None:
                 path = self._to_spool(hits)
-            self._pending = (task, path)
+            self._pending = _Pending(task, hits, path)
             return "pending"
         exc = task.exception()
         if exc is None:
@@ -382,22 +530,33 @@ class BufferedSink:
         return "down"
 
     async def _settle_pending(self) -> None:
-        if self._pending is None:
+        pending = self._pending
+        if pending is None:
             return
-        task, path = self._pending
-        if not task.done():
+        if not pending.task.done():
             if self._past_deadline():
-                task.cancel()  # its batch is on disk already
+                pending.task.cancel()  # its hits are on disk, or in ``_stuck``
                 self._pending = None
             return
         self._pending = None
-        exc = task.exception()
+        exc = pending.task.exception()
+        if exc is not None and not _permanent(self.backend, exc):
+            await self._went_down(exc)  # the spool copy (or ``_stuck``) is tried again
+            return
+        if pending.path is None:
+            # The spool could not take them, so ``_stuck`` holds them: they are settled now.
+            settled = {id(h) for h in pending.hits}
+            self._stuck = [h for h in self._stuck if id(h) not in settled]
+            if not self._stuck:
+                self._refusing = False
         if exc is None:
             self._up()
-            if path is not None:
-                path.unlink(missing_ok=True)  # stored: the disk copy goes
         else:
-            await self._went_down(exc)  # the spool copy is replayed (and split if need be)
+            # Refused for what they hold, after a slow answer: split them now rather than
+            # replaying the whole batch from the spool only to be refused again.
+            await self._split(pending.hits, exc)
+        if pending.path is not None:
+            pending.path.unlink(missing_ok=True)  # stored, split or set aside: the copy goes
 
     async def _split(self, hits: list[Hit], error: BaseException) -> None:
         """Store what can be stored of a refused batch; set aside the hits that cannot."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ..settings import PixelSettings
 from ..store_url import parse_store, sqlite_file
-from .base import Hit, Sink
+from .base import Hit, Sink, write_durably
 from .jsonlines import LoggingSink
 
 
@@ -24,6 +24,17 @@ class MultiSink:
         for sink in self.sinks:
             try:
                 await sink.write(hits)
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    async def write_durably(self, hits: Sequence[Hit]) -> None:
+        """Return once every sink has saved ``hits`` (see :func:`write_durably`)."""
+        errors: list[BaseException] = []
+        for sink in self.sinks:
+            try:
+                await write_durably(sink, hits)
             except Exception as exc:
                 errors.append(exc)
         if errors:

@@ -1,11 +1,12 @@
 """Relay to Mapp: batches to ``https://<trackDomain>/<trackId>/batch``, as Mapp's libraries do.
 
 ``text/plain``, one ``wt?…`` request per line, at most 10,000 lines a request and, by default,
-1 MiB (Mapp takes up to 24 MiB, but another pixel_middleware collector refuses a body over its
-``max_body_bytes``, 1 MiB by default). A ``413`` means "smaller": the request is split in halves
-and each half sent again; only a single line that is still too large is set aside. HTTP status
-below 400 is success. ``X-WT-IP`` and ``X-WT-UA`` are added for identified visitors only.
-Retries, backoff and the disk spool come from :class:`BufferedSink`.
+1 MiB (Mapp takes up to 24 MiB, but a collector may be set to take less: another
+pixel_middleware's ``max_body_bytes``). A ``413`` means "smaller": the request is split in halves
+and each half sent again, later requests are kept under half the refused size, and only a single
+line that is still too large is set aside. HTTP status below 400 is success. ``X-WT-IP`` and
+``X-WT-UA`` are added for identified visitors only. Retries, backoff and the disk spool come from
+:class:`BufferedSink`.
 """
 
 from __future__ import annotations
@@ -103,6 +104,18 @@ class RelayBackend:
             self._accepted.update(h.hit_id for h, _ in chunk)
             return
         if status == 413 and len(chunk) > 1:
+            size = sum(len(line.encode("utf-8")) + 1 for _, line in chunk)
+            if size // 2 < self.max_bytes:
+                # The target takes less than we thought (another collector's max_body_bytes):
+                # later batches are cut to fit at once instead of being refused first.
+                self.max_bytes = size // 2
+                logger.warning(
+                    "relay: %s refused %d bytes as too large (HTTP 413); sending at most %d "
+                    "bytes per request from now on",
+                    self.base_url,
+                    size,
+                    self.max_bytes,
+                )
             middle = len(chunk) // 2
             self._post_or_split(track_id, chunk[:middle])
             self._post_or_split(track_id, chunk[middle:])
