@@ -1,4 +1,4 @@
-"""``python -m pixel_middleware report|prune``: read the app's store from the shell.
+"""``python -m pixel_middleware report|prune|audit``: read the app's store from the shell.
 
 The store is the one the app writes: ``--store``, else the settings named by ``--settings
 module:attribute``, else ``PIXEL_STORE``, else the default ``sqlite:///pixel_hits.sqlite3``
@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
+from .audit.cli import add_audit_command
+from .audit.cli import run as run_audit
 from .report.period import Period, cutoff, parse_age, zone
 from .report.source import SourceError, StoreChoice, choose_store
 from .report.store import StoreMissing, StoreReader, open_store
@@ -74,9 +76,12 @@ def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="python -m pixel_middleware",
         parents=[common],
-        description="Read the hits store the middleware writes: a report, or delete old hits.",
+        description=(
+            "Read the hits store the middleware writes: a report, delete old hits, or audit "
+            "it against the README's privacy promises."
+        ),
     )
-    commands = main.add_subparsers(dest="command", required=True, metavar="{report,prune}")
+    commands = main.add_subparsers(dest="command", required=True, metavar="{report,prune,audit}")
     report = commands.add_parser(
         "report",
         parents=[common],
@@ -102,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
         description="Delete hits received more than AGE ago.",
     )
     prune.add_argument("--older-than", type=_age, required=True, metavar="AGE", help=AGE_HELP)
+    add_audit_command(commands, parents=[common])
     return main
 
 
@@ -129,6 +135,10 @@ def _open(choice: StoreChoice) -> StoreReader:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "audit":
+        # The audit reads settings and spool folders as well as the store, and has exit
+        # statuses of its own (2: cannot read), so it opens what it reads itself.
+        return run_audit(args, os.environ)
     try:
         choice = choose_store(
             getattr(args, "store", None), getattr(args, "settings", None), os.environ
