@@ -120,6 +120,8 @@ class Collector:
             return self._sp_anonymous_hit(request, track_id, params, raw), None
         anonymous = decision.anonymous or cross_site or wire.sender_marked_anonymous(params)
         identity = plan_for(self.settings, request.cookies, anonymous=anonymous)
+        if not anonymous and _pixel_made_the_ever_id(params, identity.ever_id):
+            identity = identity._replace(new_visitor=True)
         hit = make_hit(
             self.settings,
             request,
@@ -279,6 +281,17 @@ class Collector:
             logger.exception("pixel sink failed to write %d hit(s)", len(hits))
             return False
         return True
+
+
+def _pixel_made_the_ever_id(params: wire.Params, ever_id: str | None) -> bool:
+    """Whether the Smart Pixel made this everID itself on this hit: it says ``one=1`` and sends
+    the very everID its cookie carries. (Behind HttpOnly identifiers it says ``one=1`` on every
+    hit but cannot send the everID: that ``one`` is not believed.)"""
+    return (
+        ever_id is not None
+        and wire.first_value(params, "one") == "1"
+        and wire.first_value(params, "eid") == ever_id
+    )
 
 
 def _from_browser(request: RequestInfo) -> bool:

@@ -241,3 +241,18 @@ def test_the_first_hit_after_the_page_made_the_identifiers_is_a_new_visit() -> N
     without_marker = jar.replace(b"wtstp_sid_new=vs", b"")
     request(app, WT, query=f"{Q}&cp1=2".encode(), headers=[(b"cookie", without_marker)])
     assert names(sink.hits[1].query) == ["p", "eid", "cp1"]
+
+
+def test_the_smart_pixels_own_new_everid_keeps_its_one() -> None:
+    sink = Memory()
+    app = PixelMiddleware(html_app(b""), settings=settings(), sink=sink)
+    pixel_eid = "2179561797788267381"  # the Smart Pixel's own format: "2" and epoch seconds
+    made_here = f"{Q}&eid={pixel_eid}&one=1&cp1=x".encode()
+    request(app, WT, query=made_here, headers=[(b"cookie", f"wtstp_eid={pixel_eid}".encode())])
+    assert names(sink.hits[0].query)[:3] == ["p", "eid", "one"]
+    # Behind HttpOnly identifiers the pixel says one=1 without an eid: not believed.
+    blind = f"{Q}&one=1&cp1=x".encode()
+    request(
+        app, WT, query=blind, headers=[(b"cookie", f"wtstp_eid={EID}; wtstp_sid={SID}".encode())]
+    )
+    assert "one" not in names(sink.hits[1].query)
