@@ -7,7 +7,6 @@ what the application did during the request (``identify``, ``anonymize``) decide
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from typing import Any
 
 from . import wire
@@ -36,6 +35,7 @@ class Visitor:
         "_referrer",
         "_time_ms",
         "decision",
+        "receipt_id",
         "settings",
     )
 
@@ -62,6 +62,10 @@ class Visitor:
         self._gpc = gpc
         self._page: dict[str, str] = {}
         self._customer: dict[str, str] = {}
+        # The id of the visitor's last consent receipt (the ``pixel_receipt`` cookie, or the
+        # receipt this request writes), to show on a privacy page; None without one. Not an
+        # identifier: it names a choice, and no stored hit holds it.
+        self.receipt_id: str | None = None
 
     def __repr__(self) -> str:
         # Never the everID: reprs end up in logs and error pages.
@@ -150,14 +154,21 @@ class Visitor:
             query = wire.encode(self.page_params(with_identity=True))
             return f"{self.hit_endpoint()}?{query}"
         # Pages repeat: the URL around the time is worked out once per page and state.
-        before, after = _pixel_url_parts(
-            self.settings,
+        key = (
+            id(self.settings),
             self._page_name,
             tuple(self.data()),
             self._referrer,
             self._page_url,
             self.anonymous,
         )
+        cached = _URL_PARTS.get(key)
+        if cached is None or cached[0] is not self.settings:
+            if len(_URL_PARTS) >= _URL_PARTS_MAX:
+                _URL_PARTS.clear()
+            parts = _pixel_url_parts(self.settings, *key[1:])
+            cached = _URL_PARTS[key] = (self.settings, parts)
+        before, after = cached[1]
         return f"{before}{self._time_ms}{after}"
 
     def config(self) -> dict[str, Any]:
@@ -192,6 +203,7 @@ def static_config(settings: PixelSettings) -> dict[str, Any]:
         "endpoint": hit_endpoint(s),
         "statusUrl": f"{s.prefix}/status",
         "anonymizeUrl": f"{s.prefix}/anonymize",
+        "receiptUrl": f"{s.prefix}/receipt",
         "userIdentification": {
             "enableAnonymousFunction": s.enable_anonymous_function,
             "anonymousCookieName": s.anonymous_cookie_name,
@@ -213,7 +225,12 @@ def static_config(settings: PixelSettings) -> dict[str, Any]:
 _TIME_MARK = -999_999  # quoted values cannot hold ",-999999,": only the time field can
 
 
-@lru_cache(maxsize=1024)
+# Keyed by the settings object's id (checked on use) rather than the settings themselves:
+# hashing a frozen dataclass of sixty fields on every page cost more than the URL it saves.
+_URL_PARTS: dict[tuple[object, ...], tuple[PixelSettings, tuple[str, str]]] = {}
+_URL_PARTS_MAX = 4096
+
+
 def _pixel_url_parts(
     settings: PixelSettings,
     page_name: str,
