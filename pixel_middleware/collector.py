@@ -240,6 +240,7 @@ class Collector:
             identity=identity,
             visitor_ip=visitor_ip,
             visitor_ua=visitor_ua,
+            sender_speaks_for_visitor=trusted,
             hit_id=dedup_id(self.settings, track_id, line.split("?", 1)[-1]),
         )
 

@@ -30,13 +30,16 @@ def make_hit(
     visitor_ua: str | None = None,
     hit_id: str | None = None,
     no_address: bool = False,
+    sender_speaks_for_visitor: bool = False,
 ) -> Hit:
     """The hit for ``params`` (raw wire pairs) as the visitor's state allows it to be stored.
 
     Anonymous: no everID, session, user agent, and at most a truncated IP. Identified: the
     everID and session of ``identity`` (``one``/``fns`` when this visit made them), the visitor's
     IP and user agent: ``visitor_ip``/``visitor_ua`` when a trusted sender named them, else the
-    request's own. ``no_address`` (``SP-Anonymous``) keeps not even a truncated IP.
+    request's own. ``no_address`` (``SP-Anonymous``) keeps not even a truncated IP. When
+    ``sender_speaks_for_visitor`` (a trusted server's batch), the request's own address and
+    browser are the server's: only what the line says is kept.
     With anonymous_session on, an anonymous hit carries the visitor's temporary session id.
     """
     enforced = wire.enforce(
@@ -50,7 +53,7 @@ def make_hit(
         keep_temporary=settings.anonymous_session and not no_address,
     )
     query = wire.encode([(k, v) for k, v in enforced if wire.param_key(k) not in _FORWARDED])
-    ip = visitor_ip or request.client_ip
+    ip = visitor_ip if sender_speaks_for_visitor else (visitor_ip or request.client_ip)
     if anonymous:
         return Hit(
             received_at=time.time(),
@@ -71,7 +74,11 @@ def make_hit(
         ever_id=identity.ever_id,
         session_id=identity.session_id,
         ip=ip,
-        user_agent=visitor_ua if visitor_ua is not None else request.header("user-agent"),
+        user_agent=(
+            visitor_ua
+            if visitor_ua is not None or sender_speaks_for_visitor
+            else request.header("user-agent")
+        ),
         hit_id=hit_id,
     )
 
