@@ -447,10 +447,11 @@ def small_disk(folder: Path, size: str) -> Iterator[Path]:
 def fill(disk: Path) -> Path:
     """Take every free byte of ``disk``."""
     filler = disk / "filler"
-    with open(filler, "wb") as f, contextlib.suppress(OSError):
+    # Unbuffered, and the error caught outside the file's block: a buffered file's close would
+    # flush what did not fit and raise ENOSPC again, after the suppress had ended.
+    with contextlib.suppress(OSError), open(filler, "wb", buffering=0) as f:
         while True:
             f.write(b"\0" * 65536)
-            f.flush()
     for extra in range(1000):  # the last partial page, and inodes
         try:
             (disk / f"filler-{extra}").write_bytes(b"\0" * 512)
