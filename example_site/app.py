@@ -108,7 +108,11 @@ def create_app(settings: PixelSettings | None = None) -> Starlette:
         visitor.page("privacy")
         view = privacy_view(settings, visitor, datetime.now(UTC).date())
         return render(
-            request, "privacy.html", view=view, cookie_name=settings.anonymous_cookie_name
+            request,
+            "privacy.html",
+            view=view,
+            cookie_name=settings.anonymous_cookie_name,
+            receipt_id=visitor.receipt_id,
         )
 
     async def sent(request: Request) -> Response:

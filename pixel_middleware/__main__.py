@@ -1,4 +1,4 @@
-"""``python -m pixel_middleware report|prune|audit``: read the app's store from the shell.
+"""``python -m pixel_middleware report|prune|consents|audit``: read the app's store from the shell.
 
 The store is the one the app writes: ``--store``, else the settings named by ``--settings
 module:attribute``, else ``PIXEL_STORE``, else the default ``sqlite:///pixel_hits.sqlite3``
@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from .audit.cli import add_audit_command
 from .audit.cli import run as run_audit
+from .report.consents import FORMATS, export, parse_since
 from .report.period import Period, cutoff, parse_age, zone
 from .report.source import SourceError, StoreChoice, choose_store
 from .report.store import StoreMissing, StoreReader, open_store
@@ -57,6 +58,14 @@ def _age(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _since(text: str) -> str:
+    try:
+        parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _time_zone(text: str) -> str:
     try:
         zone(text)
@@ -81,7 +90,9 @@ def parser() -> argparse.ArgumentParser:
             "it against the README's privacy promises."
         ),
     )
-    commands = main.add_subparsers(dest="command", required=True, metavar="{report,prune,audit}")
+    commands = main.add_subparsers(
+        dest="command", required=True, metavar="{report,prune,consents,audit}"
+    )
     report = commands.add_parser(
         "report",
         parents=[common],
@@ -103,10 +114,25 @@ def parser() -> argparse.ArgumentParser:
     prune = commands.add_parser(
         "prune",
         parents=[common],
-        help="delete hits older than an age",
-        description="Delete hits received more than AGE ago.",
+        help="delete hits older than an age, and receipts past consent_receipt_days",
+        description=(
+            "Delete hits received more than AGE ago, and consent receipts older than "
+            "consent_receipt_days (from the settings; default 1095 days, 3 years)."
+        ),
     )
     prune.add_argument("--older-than", type=_age, required=True, metavar="AGE", help=AGE_HELP)
+    consents = commands.add_parser(
+        "consents",
+        parents=[common],
+        help="export consent receipts as CSV or JSON",
+        description="Export the consent receipts received since DATE (UTC), oldest first.",
+    )
+    consents.add_argument(
+        "--since", type=_since, required=True, metavar="DATE", help="YYYY-MM-DD, in UTC"
+    )
+    consents.add_argument(
+        "--format", choices=FORMATS, default="csv", help="csv (default) or json (one array)"
+    )
     add_audit_command(commands, parents=[common])
     return main
 
@@ -151,6 +177,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             before = cutoff(args.older_than)
             deleted = reader.prune(before)
             print(f"deleted {deleted} hit(s) received before {before:%Y-%m-%d %H:%M:%S} UTC")
+            # Receipts follow their own retention: proof of a choice outlives the hits.
+            kept_from = cutoff(timedelta(days=choice.receipt_days))
+            dropped = reader.prune_receipts(kept_from)
+            print(
+                f"deleted {dropped} consent receipt(s) received before "
+                f"{kept_from:%Y-%m-%d %H:%M:%S} UTC (consent_receipt_days={choice.receipt_days})"
+            )
+            return 0
+        if args.command == "consents":
+            # The export goes to stdout (to be redirected to a file); the store read, to stderr.
+            count = export(reader.receipts(parse_since(args.since)), args.format, sys.stdout)
+            print(f"{count} receipt(s) from {safe(reader.location.describe())}", file=sys.stderr)
             return 0
         period = Period.last_days(args.days, args.time_zone or choice.time_zone)
         total = reader.count(period.since)

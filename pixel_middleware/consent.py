@@ -15,6 +15,7 @@ lets a cached page ask for the visitor's state.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -26,11 +27,15 @@ from starlette.types import Receive, Scope
 from .cookies import CookieWrite, read_cookies, set_cookie_lines
 from .decision import Action, decide_present
 from .identity import anonymous_cookie_write, identity_writes, plan_for
+from .receipts import Receipt, ReceiptAction, new_receipt, read_receipt_cookie, receipt_cookie
 from .request_info import RequestInfo
 from .resources import environment
 from .responses import NO_STORE, TooLarge, query, read_body, text
 from .settings import PixelSettings
+from .sinks.base import Sink, write_receipts
 from .toggles import Toggle, ToggleError, verify
+
+logger = logging.getLogger("pixel_middleware")
 
 _MAX_FORM_BYTES = 8_192
 # The double-submit cookie: random, HttpOnly, SameSite=Strict, so no other site's request
@@ -76,10 +81,15 @@ def cross_site(request: RequestInfo) -> bool:
 
 
 class Consent:
-    """``/optout``, ``/optin`` and ``/status`` under the prefix."""
+    """``/optout``, ``/optin``, ``/status``, ``/anonymize`` and ``/receipt`` under the prefix.
 
-    def __init__(self, settings: PixelSettings) -> None:
+    ``sink`` keeps the consent receipts of the choices made here (see
+    :mod:`pixel_middleware.receipts`); without one, none are written.
+    """
+
+    def __init__(self, settings: PixelSettings, sink: Sink | None = None) -> None:
         self.settings = settings
+        self.sink = sink
 
     async def optout(self, request: RequestInfo, scope: Scope, receive: Receive) -> Response:
         return await self.toggle("optout", request, scope, receive)
@@ -115,9 +125,9 @@ class Consent:
             return text(400, f"toggle refused: {exc}")
         if origin != "same-origin" and not self._confirmed(request, params):
             return self._confirmation_page(action, request, params)
-        return self._apply(toggle, request)
+        return await self._apply(toggle, request)
 
-    def _apply(self, toggle: Toggle, request: RequestInfo) -> Response:
+    async def _apply(self, toggle: Toggle, request: RequestInfo) -> Response:
         s = self.settings
         before = request.decision
         after = decide_present(s, toggle.write_cookie, gpc=request.gpc)
@@ -130,7 +140,56 @@ class Consent:
         )
         response = Response(status_code=303, headers={"location": toggle.next, **NO_STORE})
         choice = anonymous_cookie_write(s, write=toggle.write_cookie, minutes=toggle.minutes)
-        add_cookies(response, request, [choice, *identity_writes(s, identity)], s)
+        writes = [choice, *identity_writes(s, identity)]
+        writes += await self._receipt(request, toggle.action, "toggle")
+        add_cookies(response, request, writes, s)
+        return response
+
+    async def _receipt(
+        self, request: RequestInfo, action: ReceiptAction, source: str
+    ) -> list[CookieWrite]:
+        """Write a receipt of ``action``; the receipt cookie that hands its id to the visitor,
+        or nothing when no receipt was kept (no store keeps them, or it failed).
+
+        The cookie keeps the code of a consent manager's answer it already held, so that a
+        toggle is not mistaken for a changed answer of that manager on the next page.
+        """
+        receipt = new_receipt(self.settings, action, source, gpc=request.gpc)
+        if not await self.keep(receipt):
+            return []
+        previous = read_receipt_cookie(request.cookie_header, self.settings)
+        return [receipt_cookie(self.settings, receipt.receipt_id, previous.answer)]
+
+    async def keep(self, receipt: Receipt) -> bool:
+        """Hand ``receipt`` to the sink; whether it was kept. A store that cannot take it is
+        logged at ERROR, and the choice still takes effect: a visitor's opt-out never waits on
+        the store."""
+        if self.sink is None:
+            return False
+        try:
+            return await write_receipts(self.sink, [receipt])
+        except Exception:
+            logger.exception("consent receipt %s could not be kept", receipt.receipt_id)
+            return False
+
+    async def receipt(self, request: RequestInfo, scope: Scope, receive: Receive) -> Response:
+        """``POST /receipt``: the browser API changed the choice cookie (``setAnonymousCookie``,
+        ``deleteAnonymousCookie``) and says so. The receipt records the cookie this request
+        carries, not anything the caller claims, so a forged call can only record the truth;
+        only this site's own pages may ask."""
+        s = self.settings
+        if not s.enable_anonymous_function:
+            return text(404, "the anonymous function is not enabled on this site")
+        if request_origin(request) != "same-origin":
+            return text(403, "only this site's pages can record a choice")
+        cookies = request.cookies
+        if not cookies.readable:
+            return text(400, "the Cookie header is too large to read")
+        present = bool(cookies.anonymous)
+        # The cookie means "anonymous" in opt-out mode and "identified" in opt-in mode.
+        action: ReceiptAction = "optout" if present != s.anonymous_opt_in else "optin"
+        response = Response(status_code=204, headers=NO_STORE)
+        add_cookies(response, request, await self._receipt(request, action, "browser"), s)
         return response
 
     def _confirmed(self, request: RequestInfo, params: dict[str, str]) -> bool:

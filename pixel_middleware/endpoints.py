@@ -34,7 +34,7 @@ class Endpoints:
         (``""`` serves them at the root of a host, as :mod:`.standalone` does)."""
         self.settings = settings
         self.base = settings.prefix if base is None else base
-        self.consent = Consent(settings)
+        self.consent = Consent(settings, sink)
         self.assets = Assets(settings)
         self.collector = Collector(settings, sink)
         self._fixed: dict[str, tuple[frozenset[str], Handler]] = {
@@ -42,6 +42,7 @@ class Endpoints:
             "/optin": (_GET_POST, self.consent.optin),
             "/status": (_GET, self.consent.status),
             "/anonymize": (_POST, self.consent.anonymize),
+            "/receipt": (_POST, self.consent.receipt),
             "/pixel.js": (_GET, self.assets.script),
             "/report": (_GET, self.assets.report),
         }

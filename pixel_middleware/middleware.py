@@ -21,9 +21,16 @@ from .hits import make_hit
 from .identity import identity_writes, marker_write
 from .inject import body_close_position, csp_nonce, gunzip, gzip_bytes, splice
 from .lifespan import SinkLifespan
+from .receipts import (
+    Receipt,
+    read_receipt_cookie,
+    receipt_cookie,
+    source_answer_code,
+    source_receipt,
+)
 from .request_info import RequestInfo
 from .settings import PixelSettings
-from .sinks import Sink, build_sink
+from .sinks import Sink, build_sink, keeps_receipts, write_receipts
 from .snippet import compiled
 from .visitor import Visitor, visitor_for
 
@@ -67,6 +74,8 @@ class PixelMiddleware:
         self._prefix_slash = self._prefix + "/"
         self._excluded = self.settings.exclude_paths
         self._snippet = compiled(self.settings)
+        # Receipts of a consent manager's changed answer are made only where they can be kept.
+        self._source_receipts = bool(self.settings.consent_source) and keeps_receipts(self.sink)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +91,7 @@ class PixelMiddleware:
         if self._excluded and path.startswith(self._excluded):
             await self.app(scope, receive, send)
             return
-        state = _State(scope, self.settings)
+        state = _State(scope, self.settings, self._source_receipts)
         scope["state"] = state
         response = _Response(self, state, send)
         await self.app(scope, receive, response.send)
@@ -98,19 +107,27 @@ class _State(dict[str, Any]):
     ``get_visitor`` and the template helpers all read it the same way.
     """
 
-    __slots__ = ("_scope", "_settings", "request")
+    __slots__ = ("_scope", "_settings", "_source_receipts", "receipt", "request")
 
-    def __init__(self, scope: Scope, settings: PixelSettings) -> None:
+    def __init__(self, scope: Scope, settings: PixelSettings, source_receipts: bool) -> None:
         super().__init__(scope.get("state") or ())
         self._scope = scope
         self._settings = settings
+        self._source_receipts = source_receipts
         self.request: RequestInfo | None = None
+        # A consent manager's changed answer, to be written when the response starts.
+        self.receipt: Receipt | None = None
 
     def __missing__(self, key: str) -> Any:
         if key != "pixel":
             raise KeyError(key)
-        self.request = RequestInfo(self._scope, self._settings)
-        visitor = visitor_for(self.request)
+        request = self.request = RequestInfo(self._scope, self._settings)
+        visitor = visitor_for(request)
+        cookie = read_receipt_cookie(request.cookie_header, self._settings)
+        if self._source_receipts:
+            # Decided here, with the visitor, so that the page can already show the new id.
+            self.receipt = source_receipt(self._settings, request.decision, cookie, gpc=request.gpc)
+        visitor.receipt_id = self.receipt.receipt_id if self.receipt else cookie.receipt_id
         self["pixel"] = visitor
         return visitor
 
@@ -177,6 +194,8 @@ class _Response:
             await self._send(message)
             return
         plan = ResponsePlan(message.get("status", 200), headers)
+        if self.state.receipt is not None:
+            await self._keep_receipt(plan)
         method = self.state._scope.get("method", "GET")
         if (
             mw.settings.server_side_page_views
@@ -191,18 +210,41 @@ class _Response:
         self.passthrough = True
         await self._send(self._with_cookies(message, plan))
 
+    async def _keep_receipt(self, plan: ResponsePlan) -> None:
+        """Write the receipt of a consent manager's changed answer, before the response starts
+        (its cookie goes with this response)."""
+        receipt = self.state.receipt
+        assert receipt is not None
+        if plan.publicly_cacheable:
+            # A shared cache would hand this receipt cookie to everyone: a later page records it.
+            self.state.receipt = None
+            return
+        try:
+            await write_receipts(self.middleware.sink, [receipt])
+        except Exception:
+            # The page must not fail for its receipt; without the cookie, the next page retries.
+            logger.exception("consent receipt %s could not be kept", receipt.receipt_id)
+            self.state.receipt = None
+
     def _with_cookies(self, message: Message, plan: ResponsePlan) -> Message:
-        """``message`` with the identifier cookies of the visitor, if one was made."""
+        """``message`` with the identifier cookies of the visitor, if one was made, and the
+        receipt cookie of a receipt written for it."""
         if self.state.request is None:
             return message  # no visitor was made: nothing to write
         identity = self.state.visitor.identity
-        if not (identity.changes_cookies or identity.new_visitor or identity.new_session):
+        receipt = self.state.receipt
+        if not (
+            identity.changes_cookies or identity.new_visitor or identity.new_session or receipt
+        ):
             return message  # the common case: a returning visitor keeps its cookies as they are
         settings = self.middleware.settings
         writes = identity_writes(settings, identity)
         marker = marker_write(settings, identity, hit_stored=self.page_view_stored)
         if marker is not None:
             writes.append(marker)
+        if receipt is not None:
+            code = source_answer_code(self.state.visitor.decision)
+            writes.append(receipt_cookie(settings, receipt.receipt_id, code))
         if writes and plan.publicly_cacheable:
             # A shared cache would hand this visitor's new everID to everyone: write it later.
             writes = [w for w in writes if w.expires]

@@ -53,6 +53,10 @@ def _check_names(values: Mapping[str, Any]) -> None:
         )
 
 
+# Consent receipts are kept three years, the usual limitation period for proving consent.
+DEFAULT_CONSENT_RECEIPT_DAYS = 3 * 365
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PixelSettings:
     """Configuration of the middleware, validated on construction.
@@ -124,6 +128,10 @@ class PixelSettings:
     onetrust_group: str = "C0002"
     klaro_service: str = "pixel_middleware"
     klaro_cookie: str = "klaro"
+    # Consent receipts (pixel_middleware.receipts): the version of the privacy policy a choice
+    # was made under, and how long a receipt (and the visitor's receipt cookie) is kept.
+    consent_policy_version: str = "1"
+    consent_receipt_days: int = DEFAULT_CONSENT_RECEIPT_DAYS
 
     def __new__(cls, *args: Any, **kwargs: Any) -> PixelSettings:
         # The generated __init__ answers a misspelt or missing name with a bare TypeError; the
@@ -250,6 +258,12 @@ class PixelSettings:
                     ) from None
 
     def _check_report(self) -> None:
+        version = self.consent_policy_version
+        # Stored in every receipt and shown to visitors: a short label such as "2024-05".
+        if not version or len(version) > 64 or not version.isprintable():
+            raise ValueError(
+                f"consent_policy_version must be 1 to 64 printable characters, got {version!r}"
+            )
         if self.report_token is not None and len(self.report_token) < 8:
             raise ValueError("report_token must be at least 8 characters")
         try:
@@ -379,6 +393,8 @@ _LIMITS: dict[str, tuple[int, int, str]] = {
     # A page is held in memory (twice, when gzip-compressed) to be injected.
     "max_inject_bytes": (1, 256 * 1024 * 1024, "(bytes, up to 256 MiB)"),
     "max_cookie_header_bytes": (1, 1024 * 1024, "(bytes, up to 1 MiB)"),
+    # The receipt cookie lives as long as the receipt: the same 100-year bound as every cookie.
+    "consent_receipt_days": (1, _COOKIE_YEARS * 365, "(days, 100 years)"),
 }
 
 _NAME_LISTS = (

@@ -178,11 +178,13 @@
       setAnonymousCookie: function (minutes, callback) {
         var ui = config.userIdentification;
         writeChoice(ui.anonymousCookieName, minutes);
+        recordChoice();
         if (typeof callback === "function") callback();
       },
       deleteAnonymousCookie: function () {
         d.cookie = config.userIdentification.anonymousCookieName +
           "=; path=/; max-age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT" + cookieAttributes();
+        recordChoice();
       },
       getAnonymousCookie: function () {
         return !!readCookie(config.userIdentification.anonymousCookieName);
@@ -209,6 +211,15 @@
       "; expires=" + new Date(Date.now() + m * 60000).toUTCString();
     d.cookie = name + "=1; path=/" + lifetime + cookieAttributes();
     return m;
+  }
+
+  /* A consent receipt for the choice just written: the server records the cookie this request
+   * carries (not anything said here) and sets the receipt cookie. */
+  function recordChoice() {
+    if (!w.fetch || !config || !config.receiptUrl) return;
+    w.fetch(config.receiptUrl, {
+      method: "POST", credentials: "same-origin", keepalive: true
+    }).catch(function () {});
   }
 
   function optoutRequest(days) {

@@ -47,7 +47,7 @@ def spooled(folder: Path) -> list[int]:
     """The hit numbers waiting in the spool files of ``folder``."""
     numbers: list[int] = []
     for path in sorted(folder.glob("spool-*.jsonl")):
-        numbers += [int(h.param("cp1") or -1) for h in Spool.read(path)]
+        numbers += [int(h.param("cp1") or -1) for h in Spool.read(path) if isinstance(h, Hit)]
     return sorted(numbers)
 
 

@@ -210,7 +210,10 @@ def test_prune_command(store: str) -> None:
     out = cli("--store", store, "prune", "--older-than", "30")
     assert out.returncode == 0, out.stderr
     assert re.fullmatch(
-        r"deleted 1 hit\(s\) received before \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n", out.stdout
+        r"deleted 1 hit\(s\) received before \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n"
+        r"deleted 0 consent receipt\(s\) received before \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
+        r"\(consent_receipt_days=1095\)\n",
+        out.stdout,
     )
     assert "old" not in {r["page_name"] for r in read_rows(store)}
     assert len(read_rows(store)) == 9

@@ -24,6 +24,7 @@ BOUNDS = {
     "max_inject_bytes": (1, 268_435_456),
     "max_cookie_header_bytes": (1, 1_048_576),
     "anonymous_ip_truncation": (0, 3),
+    "consent_receipt_days": (1, 36_500),
 }
 
 

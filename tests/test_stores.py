@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from pixel_middleware import PixelMiddleware, PixelSettings, get_visitor
 from pixel_middleware.sinks import BufferedSink, RelaySink
+from pixel_middleware.sinks.schema import SCHEMA_VERSION
 
 from .conftest import fresh_database
 from .helpers import SECRET, TRACK_ID
@@ -100,7 +101,7 @@ def test_store_end_to_end(store: str, tmp_path: Path) -> None:
     if store.startswith("sqlite:"):
         conn = sqlite3.connect(store[len("sqlite:") :])
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         conn.close()
 
 

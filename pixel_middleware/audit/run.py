@@ -74,8 +74,12 @@ def run_audit(
         "spool, dead-letter or rejected lines that are no hit, so cannot be checked",
         examples,
     )
+    spooled_receipts: list[tuple[str, dict[str, Any]]] = []
     for line in spool:
-        if line.row is None:
+        if line.receipt is not None:
+            # Checked with the stored receipts: the same promise, not yet in the table.
+            spooled_receipts.append((line.where, line.receipt))
+        elif line.row is None:
             unreadable.add(line.where, ())
         else:
             files.add(line.where, line.row)
@@ -83,7 +87,7 @@ def run_audit(
     results += files.results()
     results.append(unreadable.result())
     receipts = None if source is None else source.receipts()
-    results.append(_receipts(receipts, examples, source is None))
+    results.append(_receipts(receipts, spooled_receipts, examples, source is None))
     results += check_settings(settings)
     return AuditReport(
         generated_at=now.strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -94,13 +98,16 @@ def run_audit(
         folders=tuple(folders),
         rows_checked=store.rows,
         anonymous_rows=store.anonymous,
-        spool_lines=files.rows + unreadable.count,
+        spool_lines=files.rows + unreadable.count + len(spooled_receipts),
         results=results,
     )
 
 
 def _receipts(
-    receipts: Iterator[dict[str, Any]] | None, examples: int, no_store: bool
+    receipts: Iterator[dict[str, Any]] | None,
+    spooled: list[tuple[str, dict[str, Any]]],
+    examples: int,
+    no_store: bool,
 ) -> CheckResult:
     tally = Tally(
         "receipts_with_personal_data",
@@ -108,11 +115,15 @@ def _receipts(
         "consent receipts holding an everID or session id, an IP address or a user agent",
         examples,
     )
-    if receipts is None:
+    if receipts is None and not spooled:
         reason = "the settings keep no store" if no_store else "no receipts table"
         return CheckResult(tally.name, tally.source, "skip", 0, tally.description, (), reason)
-    for position, row in enumerate(receipts, 1):
+    for position, row in enumerate(receipts or (), 1):
         finding = receipt_personal_data(row)
         if finding is not None:
             tally.add(receipt_id(row, position, finding), finding)
+    for where, row in spooled:
+        finding = receipt_personal_data(row)
+        if finding is not None:
+            tally.add(where, finding)
     return tally.result()

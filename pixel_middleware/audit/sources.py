@@ -189,10 +189,12 @@ def open_source(store: str) -> HitsSource:
 
 @dataclass(frozen=True, slots=True)
 class SpoolLine:
-    """One line of a spool, dead-letter or rejected file: its place, and the hit if readable."""
+    """One line of a spool, dead-letter or rejected file: its place, and the hit if readable
+    (or, for a consent receipt waiting to be stored, the receipt)."""
 
     where: str
     row: dict[str, Any] | None
+    receipt: dict[str, Any] | None = None
 
 
 def spool_folders(settings: AuditSettings) -> list[Path]:
@@ -228,11 +230,30 @@ def spool_lines(folders: list[Path]) -> Iterator[SpoolLine]:
                 with path.open(encoding="utf-8", errors="replace") as lines:
                     for number, line in enumerate(lines, 1):
                         if line.strip():
-                            yield SpoolLine(f"{path}:{number}", spool_row(line))
+                            where = f"{path}:{number}"
+                            receipt = spool_receipt(line)
+                            if receipt is not None:
+                                yield SpoolLine(where, None, receipt)
+                            else:
+                                yield SpoolLine(where, spool_row(line))
             except FileNotFoundError:
                 continue  # the running app sent it meanwhile
             except OSError as exc:
                 raise Unreadable(f"cannot read {path}: {exc}") from None
+
+
+def spool_receipt(line: str) -> dict[str, Any] | None:
+    """A spool line holding a consent receipt (``"kind": "receipt"``, or a dead letter's
+    ``receipt``), as a row without ``kind``; None for anything else."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("receipt"), dict):
+        data = data["receipt"]
+    if not isinstance(data, dict) or data.get("kind") != "receipt":
+        return None
+    return {k: v for k, v in data.items() if k != "kind"}
 
 
 def spool_row(line: str) -> dict[str, Any] | None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 
 from ..resources import environment
+from .consents import choices_per_day
 from .period import Period
 from .store import open_store
 from .summary import Summary, summarize
@@ -118,12 +120,17 @@ def chart(summary: Summary) -> Chart:
     return Chart(bars=bars, ticks=ticks, labels=labels)
 
 
-def render(summary: Summary, *, top: int = 10) -> str:
-    """The report page."""
+def render(
+    summary: Summary, *, top: int = 10, choices: list[tuple[date, dict[str, int]]] | None = None
+) -> str:
+    """The report page; ``choices`` (consent receipts per day and action, see
+    :func:`~pixel_middleware.report.consents.choices_per_day`) adds the "choices per day" table."""
     return (
         environment()
         .get_template("pixel/report.html")
-        .render(summary=summary, total=summary.total, chart=chart(summary), top=top)
+        .render(
+            summary=summary, total=summary.total, chart=chart(summary), top=top, choices=choices
+        )
     )
 
 
@@ -132,6 +139,8 @@ def report_page(store: str, days: int, time_zone: str = "UTC") -> str:
     period = Period.last_days(days, time_zone)
     reader = open_store(store)
     try:
-        return render(summarize(reader.rows(period.since), period))
+        summary = summarize(reader.rows(period.since), period)
+        choices = choices_per_day(reader.receipts(period.since), period)
+        return render(summary, choices=choices)
     finally:
         reader.close()

@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..settings import PixelSettings
+from ..settings import DEFAULT_CONSENT_RECEIPT_DAYS, PixelSettings
 
 DEFAULT_STORE = str(PixelSettings.__dataclass_fields__["store"].default)
+DEFAULT_RECEIPT_DAYS = DEFAULT_CONSENT_RECEIPT_DAYS
 
 
 class SourceError(Exception):
@@ -25,11 +26,13 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class StoreChoice:
-    """The store to read (``None``: the settings keep no store), its time zone, and why."""
+    """The store to read (``None``: the settings keep no store), its time zone, and why; and
+    how long consent receipts are kept (``consent_receipt_days``)."""
 
     store: str | None
     time_zone: str
     source: str
+    receipt_days: int = DEFAULT_RECEIPT_DAYS
 
 
 def choose_store(
@@ -37,23 +40,38 @@ def choose_store(
 ) -> StoreChoice:
     """Apply the order above; ``store`` and ``settings_ref`` are the command-line options."""
     zone = environ.get("PIXEL_REPORT_TIME_ZONE", "").strip() or "UTC"
+    days = _receipt_days(environ.get("PIXEL_CONSENT_RECEIPT_DAYS", ""))
     if settings_ref:
         found = load_settings(settings_ref)
         zone = found.get("report_time_zone", "UTC")
+        days = int(found.get("consent_receipt_days", DEFAULT_RECEIPT_DAYS))
         if store is None:
             return StoreChoice(
-                found.get("store", DEFAULT_STORE), zone, f"--settings {settings_ref}"
+                found.get("store", DEFAULT_STORE), zone, f"--settings {settings_ref}", days
             )
     if store is not None:
-        return StoreChoice(store, zone, "--store")
+        return StoreChoice(store, zone, "--store", days)
     if "PIXEL_STORE" in environ:
         raw = environ["PIXEL_STORE"].strip()
         # As from_env reads it: empty or "none" means no store.
         value = None if raw.lower() in ("", "none") else raw
-        return StoreChoice(value, zone, "PIXEL_STORE")
+        return StoreChoice(value, zone, "PIXEL_STORE", days)
     return StoreChoice(
-        DEFAULT_STORE, zone, "the default store (no --store, --settings or PIXEL_STORE)"
+        DEFAULT_STORE, zone, "the default store (no --store, --settings or PIXEL_STORE)", days
     )
+
+
+def _receipt_days(raw: str) -> int:
+    """``PIXEL_CONSENT_RECEIPT_DAYS`` as ``from_env`` reads it; the default when unset."""
+    if not raw.strip():
+        return DEFAULT_RECEIPT_DAYS
+    try:
+        days = int(raw)
+    except ValueError:
+        raise SourceError(f"PIXEL_CONSENT_RECEIPT_DAYS is not a whole number: {raw!r}") from None
+    if days < 1:
+        raise SourceError(f"PIXEL_CONSENT_RECEIPT_DAYS must be at least 1, got {days}")
+    return days
 
 
 def load_settings(ref: str) -> dict[str, Any]:
@@ -84,12 +102,17 @@ def load_settings(ref: str) -> dict[str, Any]:
 
 def _settings_values(value: Any, ref: str) -> dict[str, Any]:
     if isinstance(value, PixelSettings):
-        return {"store": value.store, "report_time_zone": value.report_time_zone}
+        return {
+            "store": value.store,
+            "report_time_zone": value.report_time_zone,
+            "consent_receipt_days": value.consent_receipt_days,
+        }
     inner = getattr(value, "settings", None)
     if isinstance(inner, PixelSettings):
         return _settings_values(inner, ref)
     if isinstance(value, Mapping):
-        return {k: value[k] for k in ("store", "report_time_zone") if k in value}
+        names = ("store", "report_time_zone", "consent_receipt_days")
+        return {k: value[k] for k in names if k in value}
     if inspect.isfunction(value) or inspect.ismethod(value):
         made = _call(value, ref)
         if isinstance(made, PixelSettings | Mapping) or hasattr(made, "settings"):

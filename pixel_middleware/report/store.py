@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from ..sinks.schema import TABLE
+from ..sinks.schema import RECEIPT_COLUMNS, RECEIPTS_TABLE, TABLE
 from ..store_url import StoreLocation, parse_store
 from .summary import ReportRow
 
@@ -56,7 +56,23 @@ class StoreReader(Protocol):
         """The latest hits of one everID (a visitor's own data), or the latest anonymous ones."""
         ...
 
+    def receipts(self, since: datetime) -> Iterator[dict[str, Any]]:
+        """The consent receipts received since ``since``, oldest first (``received_at`` an
+        aware UTC datetime); none when the store holds no receipts table."""
+        ...
+
+    def prune_receipts(self, before: datetime) -> int:
+        """Delete the receipts received before ``before``; how many were."""
+        ...
+
     def close(self) -> None: ...
+
+
+def _receipts_sql(placeholder: str) -> str:
+    return (
+        f"SELECT {', '.join(RECEIPT_COLUMNS)} FROM {RECEIPTS_TABLE} "
+        f"WHERE received_at >= {placeholder} ORDER BY received_at, receipt_id"
+    )
 
 
 def _utc_text(moment: datetime) -> str:
@@ -72,7 +88,7 @@ class SQLiteReader:
             if must_exist:
                 raise StoreMissing(f"no store at {location.describe()}: the file does not exist")
             self.conn = sqlite3.connect(":memory:")
-            self._exists = False
+            self._exists = self._receipts = False
             return
         self.conn = sqlite3.connect(path, timeout=30)
         try:
@@ -88,6 +104,34 @@ class SQLiteReader:
             raise StoreMissing(
                 f"{location.describe()} holds no {TABLE} table: no hit was stored there yet"
             )
+        # A store written before receipts existed has no such table until the app migrates it.
+        self._receipts = bool(
+            self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (RECEIPTS_TABLE,)
+            ).fetchone()
+        )
+
+    def receipts(self, since: datetime) -> Iterator[dict[str, Any]]:
+        if not self._receipts:
+            return
+        cur = self.conn.execute(_receipts_sql("?"), (_utc_text(since),))
+        while batch := cur.fetchmany(5_000):
+            for values in batch:
+                receipt = dict(zip(RECEIPT_COLUMNS, values, strict=True))
+                received = datetime.fromisoformat(receipt["received_at"])
+                receipt["received_at"] = received.replace(tzinfo=UTC)
+                receipt["gpc"] = bool(receipt["gpc"])
+                yield receipt
+
+    def prune_receipts(self, before: datetime) -> int:
+        if not self._receipts:
+            return 0
+        with self.conn:
+            cur = self.conn.execute(
+                f"DELETE FROM {RECEIPTS_TABLE} WHERE received_at < ?",
+                (_utc_text(before),),
+            )
+        return cur.rowcount
 
     def count(self, since: datetime) -> int:
         if not self._exists:
@@ -140,8 +184,11 @@ class PostgresReader:
         self.conn = psycopg.connect(location.target, connect_timeout=10, autocommit=True)
         # Timestamps come back in UTC; the report turns them into days of its own time zone.
         self.conn.execute("SET TIME ZONE 'UTC'")
-        found = self.conn.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone()
+        found = self.conn.execute(
+            "SELECT to_regclass(%s), to_regclass(%s)", (TABLE, RECEIPTS_TABLE)
+        ).fetchone()
         self._exists = bool(found and found[0])
+        self._receipts = bool(found and found[1])
         if must_exist and not self._exists:
             self.conn.close()
             raise StoreMissing(
@@ -182,6 +229,25 @@ class PostgresReader:
         args: tuple[Any, ...] = (ever_id, limit) if ever_id else (limit,)
         rows = self.conn.execute(_recent_sql("%s", ever_id), args).fetchall()
         return [dict(zip(RECENT_COLUMNS, r, strict=True)) for r in rows]
+
+    def receipts(self, since: datetime) -> Iterator[dict[str, Any]]:
+        if not self._receipts:
+            return
+        with self.conn.transaction(), self.conn.cursor(name="pixel_receipts") as cur:
+            cur.itersize = 5_000
+            cur.execute(_receipts_sql("%s"), (since,))
+            for values in cur:
+                yield dict(zip(RECEIPT_COLUMNS, values, strict=True))
+
+    def prune_receipts(self, before: datetime) -> int:
+        if not self._receipts:
+            return 0
+        with self.conn.transaction():
+            cur = self.conn.execute(
+                f"DELETE FROM {RECEIPTS_TABLE} WHERE received_at < %s",
+                (before,),
+            )
+        return cur.rowcount
 
     def close(self) -> None:
         self.conn.close()

@@ -1,6 +1,6 @@
 """Destinations for hits."""
 
-from .base import Hit, Sink, write_durably
+from .base import Hit, Sink, keeps_receipts, write_durably, write_receipts
 from .buffered import BufferedSink
 from .factory import MultiSink, build_sink
 from .jsonlines import JsonLinesSink, LoggingSink
@@ -17,5 +17,7 @@ __all__ = [
     "SQLiteSink",
     "Sink",
     "build_sink",
+    "keeps_receipts",
     "write_durably",
+    "write_receipts",
 ]

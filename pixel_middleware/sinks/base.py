@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import unquote
 
+from ..receipts import Receipt
+
 # Columns of their own in the stores; everything else goes into the JSON of "params".
 COLUMN_PARAMS = frozenset({"p", "eid", "cd", "nc"})
 
@@ -164,6 +166,29 @@ class Sink(Protocol):
     async def write(self, hits: Sequence[Hit]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+# What a buffered sink carries: hits, and the consent receipts of the stores that keep them.
+Record = Hit | Receipt
+
+
+def keeps_receipts(sink: Sink) -> bool:
+    """Whether ``sink`` keeps consent receipts (a store: ``keeps_receipts`` is true)."""
+    return bool(getattr(sink, "keeps_receipts", False))
+
+
+async def write_receipts(sink: Sink, receipts: Sequence[Receipt]) -> bool:
+    """Hand consent ``receipts`` to ``sink`` if it keeps them; whether it does.
+
+    The stores keep them with the same durability as hits; the relay, the log and any sink
+    without ``keeps_receipts`` have nowhere to put them and are skipped, so a plain ``Sink``
+    never receives anything but hits. Raises what the sink raises (``SinkUnavailable``).
+    """
+    if not keeps_receipts(sink):
+        return False
+    if receipts:
+        await sink.write_receipts(receipts)  # type: ignore[attr-defined]
+    return True
 
 
 async def write_durably(sink: Sink, hits: Sequence[Hit]) -> None:

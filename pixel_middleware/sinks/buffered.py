@@ -1,5 +1,9 @@
 """Writing hits off the request path, without losing one that was acknowledged.
 
+Consent receipts (:class:`~pixel_middleware.receipts.Receipt`) travel the same way, in the same
+queue and spool files (a spool line's ``kind`` says which it is): every promise below holds for
+them too.
+
 ``write`` only appends to a memory queue and returns, so a request never waits on a database or
 on Mapp. A writer thread with its own event loop takes the queue in batches (a batch lingers a
 moment to fill, so a busy site writes hundreds of hits per transaction) and hands them to a
@@ -33,16 +37,22 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import anyio.to_thread
 
-from .base import Hit
+from ..receipts import Receipt
+from .base import Hit, Record
 
 logger = logging.getLogger("pixel_middleware.sinks")
 
 # What one queued hit costs besides its query string (the Hit object, ids, strings).
 _HIT_OVERHEAD = 400
+
+
+def _cost(record: Record) -> int:
+    """The memory one queued record is counted at."""
+    return len(record.query) + _HIT_OVERHEAD if isinstance(record, Hit) else _HIT_OVERHEAD
 
 
 class SinkUnavailable(Exception):
@@ -59,7 +69,12 @@ class Backend(Protocol):
 
     name: str
 
-    async def write_batch(self, hits: Sequence[Hit]) -> None: ...
+    async def write_batch(self, hits: Sequence[Hit]) -> None:
+        """Store ``hits`` all at once, or raise.
+
+        A backend that also stores consent receipts says so with ``keeps_receipts = True``; it
+        then gets them in its batches too. Any other backend only ever sees hits.
+        """
 
     async def reset(self) -> None:
         """Forget connections after a failure, so the next try starts afresh."""
@@ -79,7 +94,7 @@ class _Pending:
     """A batch the backend is still working on after ``patience``."""
 
     task: asyncio.Future[None]
-    hits: list[Hit]
+    hits: list[Record]
     # Its copy in the spool; None when the spool could not take it (the hits are then held in
     # ``_stuck`` until the backend confirms them).
     path: Path | None
@@ -97,7 +112,7 @@ class _Waiter:
 
 
 class Spool:
-    """Hits waiting on disk, one JSON object per line, oldest file first."""
+    """Hits (and receipts) waiting on disk, one JSON object per line, oldest file first."""
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
@@ -108,7 +123,7 @@ class Spool:
             return []
         return sorted(self.folder.glob("spool-*.jsonl"))
 
-    def add(self, hits: Sequence[Hit]) -> Path:
+    def add(self, hits: Sequence[Record]) -> Path:
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
             name = f"spool-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
@@ -122,12 +137,18 @@ class Spool:
                 tmp.unlink(missing_ok=True)
                 raise
 
-    def dead_letter(self, hits: Sequence[Hit], reason: str) -> Path:
+    def dead_letter(self, hits: Sequence[Record], reason: str) -> Path:
         """Keep hits no backend can store, with the reason, where a person will look."""
         folder = self.folder / "dead"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"dead-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
-        lines = [json.dumps({"reason": reason, "hit": h.to_dict()}, sort_keys=True) for h in hits]
+        lines = [
+            json.dumps(
+                {"reason": reason, ("hit" if isinstance(h, Hit) else "receipt"): h.to_dict()},
+                sort_keys=True,
+            )
+            for h in hits
+        ]
         tmp = path.with_name(path.name + ".tmp")
         try:
             tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
@@ -144,12 +165,18 @@ class Spool:
         probe.unlink()
 
     @staticmethod
-    def read(path: Path) -> list[Hit]:
-        return [
-            Hit.from_dict(json.loads(line))
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
+    def read(path: Path) -> list[Record]:
+        """The records of a spool file: a line with ``"kind": "receipt"`` is a receipt."""
+        records: list[Record] = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            data = json.loads(line)
+            if data.get("kind") == "receipt":
+                records.append(Receipt.from_dict(data))
+            else:
+                records.append(Hit.from_dict(data))
+        return records
 
 
 class BufferedSink:
@@ -160,6 +187,12 @@ class BufferedSink:
     ``patience`` how long the backend may take before the batch is spooled anyway;
     ``close_timeout`` bounds shutdown.
     """
+
+    @property
+    def keeps_receipts(self) -> bool:
+        """Consent receipts go through the same queue and spool, for a backend that keeps them
+        (the stores); any other backend never sees one (see :meth:`write_receipts`)."""
+        return bool(getattr(self.backend, "keeps_receipts", False))
 
     def __init__(
         self,
@@ -185,7 +218,7 @@ class BufferedSink:
         self.max_backoff = max_backoff
         self.close_timeout = close_timeout
         self.scan_interval = scan_interval
-        self._queue: collections.deque[Hit] = collections.deque()
+        self._queue: collections.deque[Record] = collections.deque()
         self._queue_bytes = 0
         # [time queued, hits of that write still queued], oldest first: how long the oldest
         # queued hit has been waiting, without a timestamp per hit.
@@ -204,7 +237,7 @@ class BufferedSink:
         # Writer-side state (touched by the writer thread only, read by ``flush``).
         self._in_hand = 0
         self._pending: _Pending | None = None
-        self._stuck: list[Hit] = []
+        self._stuck: list[Record] = []
         self._refusing = False
         self._down_until = 0.0
         self._backoff = 0.05
@@ -241,6 +274,11 @@ class BufferedSink:
         ``patience`` (a fraction of a second), or, failing that, the sink refuses new hits."""
         await self._put(hits, durable=False)
 
+    async def write_receipts(self, receipts: Sequence[Receipt]) -> None:
+        """Queue consent ``receipts`` exactly as :meth:`write` queues hits: same batches, same
+        spool, same refusal (:class:`SinkUnavailable`) when neither store nor spool works."""
+        await self._put(receipts, durable=False)
+
     async def write_durably(self, hits: Sequence[Hit]) -> None:
         """Return only once ``hits`` are stored or in the spool on disk.
 
@@ -258,13 +296,13 @@ class BufferedSink:
         if not waiter.saved:
             raise SinkUnavailable(f"{self.backend.name}: hits are held in memory only")
 
-    async def _put(self, hits: Sequence[Hit], *, durable: bool) -> _Waiter | None:
+    async def _put(self, hits: Sequence[Record], *, durable: bool) -> _Waiter | None:
         """Queue ``hits`` (or spool them if memory is full); a waiter for them if ``durable``
         and they were queued."""
         if not hits:
             return None
         waiter = None
-        size = sum(len(h.query) + _HIT_OVERHEAD for h in hits)
+        size = sum(_cost(h) for h in hits)
         with self._lock:
             if self._closing:  # a server may run several lifespans: open again
                 self._closing, self._deadline = False, None
@@ -435,11 +473,11 @@ class BufferedSink:
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() > self._deadline
 
-    def _take(self) -> list[Hit]:
+    def _take(self) -> list[Record]:
         with self._lock:
             count = min(self.batch_size, len(self._queue))
             batch = [self._queue.popleft() for _ in range(count)]
-            self._queue_bytes -= sum(len(h.query) + _HIT_OVERHEAD for h in batch)
+            self._queue_bytes -= sum(_cost(h) for h in batch)
             left = count
             while left and self._stamps:
                 stamp = self._stamps[0]
@@ -452,7 +490,7 @@ class BufferedSink:
             self._in_hand = count
             return batch
 
-    def _settled(self, batch: list[Hit], dealt_with: bool) -> None:
+    def _settled(self, batch: list[Record], dealt_with: bool) -> None:
         """The queue's next ``len(batch)`` hits are dealt with: wake the writes waiting on them.
 
         Saved, unless one of them is held in ``_stuck`` (neither stored nor spooled), or the
@@ -500,7 +538,7 @@ class BufferedSink:
                 self._in_hand = 0
                 self._settled(batch, dealt_with)
 
-    async def _deliver(self, batch: list[Hit]) -> None:
+    async def _deliver(self, batch: list[Record]) -> None:
         if self._pending is not None or self._down() or self._past_deadline():
             self._to_spool(batch)
             return
@@ -510,9 +548,10 @@ class BufferedSink:
         elif isinstance(outcome, BaseException):
             await self._split(batch, outcome)
 
-    async def _attempt(self, hits: list[Hit], path: Path | None) -> str | BaseException:
+    async def _attempt(self, hits: list[Record], path: Path | None) -> str | BaseException:
         """Write ``hits``: "ok", "down", "pending" (spooled, still trying), or the hits' error."""
-        task = asyncio.ensure_future(self.backend.write_batch(hits))
+        # Receipts are only queued for a backend that keeps them (``keeps_receipts``).
+        task = asyncio.ensure_future(self.backend.write_batch(cast("list[Hit]", hits)))
         done, _ = await asyncio.wait({task}, timeout=self.patience)
         if not done:
             # Slow or hanging: make the batch durable now and let the backend finish.
@@ -558,7 +597,7 @@ class BufferedSink:
         if pending.path is not None:
             pending.path.unlink(missing_ok=True)  # stored, split or set aside: the copy goes
 
-    async def _split(self, hits: list[Hit], error: BaseException) -> None:
+    async def _split(self, hits: list[Record], error: BaseException) -> None:
         """Store what can be stored of a refused batch; set aside the hits that cannot."""
         if len(hits) == 1:
             self._dead_letter(hits, error)
@@ -574,7 +613,7 @@ class BufferedSink:
             elif isinstance(outcome, BaseException):
                 await self._split(part, outcome)
 
-    def _dead_letter(self, hits: list[Hit], error: BaseException) -> None:
+    def _dead_letter(self, hits: list[Record], error: BaseException) -> None:
         reason = f"{type(error).__name__}: {error}"
         self.dead += len(hits)
         try:
@@ -596,7 +635,7 @@ class BufferedSink:
             path,
         )
 
-    def _to_spool(self, hits: list[Hit]) -> Path | None:
+    def _to_spool(self, hits: list[Record]) -> Path | None:
         try:
             path = self.spool.add(hits)
         except OSError as exc:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from ..receipts import Receipt
 from ..settings import PixelSettings
 from ..store_url import parse_store, sqlite_file
-from .base import Hit, Sink, write_durably
+from .base import Hit, Sink, keeps_receipts, write_durably, write_receipts
 from .jsonlines import LoggingSink
 
 
@@ -35,6 +36,22 @@ class MultiSink:
         for sink in self.sinks:
             try:
                 await write_durably(sink, hits)
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    @property
+    def keeps_receipts(self) -> bool:
+        """Whether one of the sinks keeps consent receipts."""
+        return any(keeps_receipts(sink) for sink in self.sinks)
+
+    async def write_receipts(self, receipts: Sequence[Receipt]) -> None:
+        """Hand consent receipts to every sink that keeps them (the stores)."""
+        errors: list[BaseException] = []
+        for sink in self.sinks:
+            try:
+                await write_receipts(sink, receipts)
             except Exception as exc:
                 errors.append(exc)
         if errors:

@@ -9,9 +9,19 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .base import Hit
+from ..receipts import Receipt
+from .base import Hit, Record
 from .buffered import BufferedSink
-from .schema import COLUMNS, SCHEMA_VERSION, TABLE, migrations, row
+from .schema import (
+    COLUMNS,
+    RECEIPT_COLUMNS,
+    RECEIPTS_TABLE,
+    SCHEMA_VERSION,
+    TABLE,
+    migrations,
+    receipt_row,
+    row,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -44,6 +54,8 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> None:
 class PostgresBackend:
     """Inserts a batch in one transaction; ``ON CONFLICT`` makes a retried batch harmless."""
 
+    keeps_receipts = True  # the pixel_consents table
+
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.name = "postgresql"
@@ -53,6 +65,11 @@ class PostgresBackend:
             f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "
             f"VALUES ({', '.join('%s' for _ in COLUMNS)}) ON CONFLICT (hit_id) DO NOTHING"
         )
+        self._insert_receipt = (
+            f"INSERT INTO {RECEIPTS_TABLE} ({', '.join(RECEIPT_COLUMNS)}) "
+            f"VALUES ({', '.join('%s' for _ in RECEIPT_COLUMNS)}) "
+            "ON CONFLICT (receipt_id) DO NOTHING"
+        )
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         import psycopg
@@ -61,13 +78,18 @@ class PostgresBackend:
         await migrate(conn)
         return conn
 
-    async def write_batch(self, hits: Sequence[Hit]) -> None:
+    async def write_batch(self, hits: Sequence[Record]) -> None:
         if self._conn is None or self._conn.closed:
             self._conn = await self._connect()
         if not hits:
             return
+        rows = [row(h) for h in hits if isinstance(h, Hit)]
+        receipts = [receipt_row(r) for r in hits if isinstance(r, Receipt)]
         async with self._conn.transaction(), self._conn.cursor() as cur:
-            await cur.executemany(self._insert, [row(h) for h in hits])
+            if rows:
+                await cur.executemany(self._insert, rows)
+            if receipts:
+                await cur.executemany(self._insert_receipt, receipts)
 
     async def check(self) -> None:
         """Try the server once at start-up; an outage is logged, not fatal: the spool covers it."""

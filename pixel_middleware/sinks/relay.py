@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .base import Hit
+from .base import Hit, Record
 from .buffered import BufferedSink, Spool
 
 logger = logging.getLogger("pixel_middleware.sinks")
@@ -85,8 +85,9 @@ class RelayBackend:
         self._accepted: set[str] = set()
         self._ssl = ssl.create_default_context()
 
-    async def write_batch(self, hits: Sequence[Hit]) -> None:
-        await asyncio.to_thread(self._send, hits)
+    async def write_batch(self, hits: Sequence[Record]) -> None:
+        # Mapp has no place for consent receipts: only hits are relayed.
+        await asyncio.to_thread(self._send, [h for h in hits if isinstance(h, Hit)])
 
     def _send(self, hits: Sequence[Hit]) -> None:
         by_track: dict[str, list[tuple[Hit, str]]] = defaultdict(list)
@@ -170,4 +171,6 @@ class RelaySink(BufferedSink):
     def __init__(self, base_url: str, *, spool_dir: str | os.PathLike[str], **options: Any) -> None:
         options.setdefault("batch_size", MAX_LINES)
         backend = RelayBackend(base_url, rejected_dir=Path(spool_dir) / "rejected")
+        # Consent receipts stay with the site's own store: Mapp's batch protocol has none, and
+        # RelayBackend does not say keeps_receipts, so none is ever queued here.
         super().__init__(backend, spool_dir=spool_dir, **options)

@@ -1,7 +1,8 @@
-"""The hits table, shared by the SQLite and PostgreSQL stores, and its migrations.
+"""The hits and receipts tables, shared by the SQLite and PostgreSQL stores, and their migrations.
 
-Columns are what a privacy officer asks about: who (everID, session, customer, IP, user agent),
-whether anonymous, what page, when. ``schema_version`` records which migrations ran.
+Hit columns are what a privacy officer asks about: who (everID, session, customer, IP, user
+agent), whether anonymous, what page, when. Receipt columns say what was chosen, when and how,
+never by whom. ``schema_version`` records which migrations ran.
 """
 
 from __future__ import annotations
@@ -15,10 +16,22 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
+from ..receipts import Receipt
 from .base import COLUMN_PARAMS, Hit
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TABLE = "pixel_hits"
+# Named as the audit reads it (pixel_middleware.audit.receipts.RECEIPTS_TABLE).
+RECEIPTS_TABLE = "pixel_consents"
+RECEIPT_COLUMNS = (
+    "receipt_id",
+    "received_at",
+    "action",
+    "mode",
+    "source",
+    "policy_version",
+    "gpc",
+)
 COLUMNS = (
     "hit_id",
     "received_at",
@@ -52,7 +65,19 @@ _MIGRATIONS: dict[int, list[str]] = {
             query TEXT NOT NULL
         )""",
         f"CREATE INDEX {TABLE}_received_at ON {TABLE} (received_at)",
-    ]
+    ],
+    2: [
+        f"""CREATE TABLE {RECEIPTS_TABLE} (
+            receipt_id TEXT PRIMARY KEY,
+            received_at {{timestamp}} NOT NULL,
+            action TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            source TEXT NOT NULL,
+            policy_version TEXT NOT NULL,
+            gpc BOOLEAN NOT NULL
+        )""",
+        f"CREATE INDEX {RECEIPTS_TABLE}_received_at ON {RECEIPTS_TABLE} (received_at)",
+    ],
 }
 _TIMESTAMP = {"sqlite": "TIMESTAMP", "postgresql": "TIMESTAMPTZ"}
 
@@ -75,6 +100,19 @@ def utc_text(epoch: float) -> str:
     """``epoch`` as SQLite's text timestamp in UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``."""
     seconds = int(epoch)
     return f"{_second(seconds)}.{int((epoch - seconds) * 1_000_000):06d}"
+
+
+def receipt_row(receipt: Receipt, stamp: Callable[[float], Any] = utc_datetime) -> tuple[Any, ...]:
+    """The column values of ``receipt``, in ``RECEIPT_COLUMNS`` order."""
+    return (
+        receipt.receipt_id,
+        stamp(receipt.received_at),
+        receipt.action,
+        receipt.mode,
+        clean_text(receipt.source),
+        clean_text(receipt.policy_version),
+        receipt.gpc,
+    )
 
 
 def row(hit: Hit, stamp: Callable[[float], Any] = utc_datetime) -> tuple[Any, ...]:

@@ -10,9 +10,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .base import Hit
+from ..receipts import Receipt
+from .base import Hit, Record
 from .buffered import Backend, BufferedSink
-from .schema import COLUMNS, SCHEMA_VERSION, TABLE, migrations, row, utc_text
+from .schema import (
+    COLUMNS,
+    RECEIPT_COLUMNS,
+    RECEIPTS_TABLE,
+    SCHEMA_VERSION,
+    TABLE,
+    migrations,
+    receipt_row,
+    row,
+    utc_text,
+)
 
 sqlite3.register_adapter(datetime, lambda d: d.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
 
@@ -55,9 +66,17 @@ def _insert(rows: int) -> str:
     return f"INSERT OR IGNORE INTO {TABLE} ({', '.join(COLUMNS)}) VALUES {values}"
 
 
+_INSERT_RECEIPT = (
+    f"INSERT OR IGNORE INTO {RECEIPTS_TABLE} ({', '.join(RECEIPT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in RECEIPT_COLUMNS)})"
+)
+
+
 class SQLiteBackend:
     """Inserts batches in one transaction, many rows per statement; a replayed hit is ignored
     (``hit_id``). Runs in a worker thread: SQLite releases the GIL while it writes."""
+
+    keeps_receipts = True  # the pixel_consents table
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
@@ -77,14 +96,18 @@ class SQLiteBackend:
             self._conn = connect(self.path, timeout=BUSY_TIMEOUT)
         return self._conn
 
-    async def write_batch(self, hits: Sequence[Hit]) -> None:
+    async def write_batch(self, hits: Sequence[Record]) -> None:
         await asyncio.to_thread(self.write_rows, hits)
 
-    def write_rows(self, hits: Sequence[Hit]) -> None:
-        """Insert ``hits`` in one transaction (blocking)."""
+    def write_rows(self, hits: Sequence[Record]) -> None:
+        """Insert ``hits`` (and receipts among them) in one transaction (blocking)."""
         conn = self._open()
-        rows = [row(h, utc_text) for h in hits]
+        receipts = [receipt_row(r, utc_text) for r in hits if isinstance(r, Receipt)]
+        rows = [row(h, utc_text) for h in hits if isinstance(h, Hit)]
         with conn:
+            if receipts:
+                # A replayed receipt is ignored, as a replayed hit is (receipt_id).
+                conn.executemany(_INSERT_RECEIPT, receipts)
             for start in range(0, len(rows), _ROWS_PER_INSERT):
                 part = rows[start : start + _ROWS_PER_INSERT]
                 sql = self._full if len(part) == _ROWS_PER_INSERT else _insert(len(part))

@@ -26,7 +26,8 @@ import threading
 from collections.abc import Sequence
 from typing import IO, Any
 
-from .base import Hit
+from ..receipts import Receipt
+from .base import Hit, Record
 from .sqlite import SQLiteBackend
 
 logger = logging.getLogger("pixel_middleware.sinks")
@@ -69,6 +70,8 @@ def _read_frame(stream: IO[bytes]) -> Any:
 class SQLiteProcessBackend:
     """Writes batches through a child process running :class:`SQLiteBackend`."""
 
+    keeps_receipts = True  # the pixel_consents table
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self.name = f"sqlite:{self.path}"
@@ -86,10 +89,13 @@ class SQLiteProcessBackend:
 
         await asyncio.to_thread(start)
 
-    async def write_batch(self, hits: Sequence[Hit]) -> None:
-        await asyncio.to_thread(self._round_trip, [tuple(h) for h in hits])
+    async def write_batch(self, hits: Sequence[Record]) -> None:
+        # Hits go as plain tuples (cheaper to pickle); receipts, rare, as themselves.
+        await asyncio.to_thread(
+            self._round_trip, [r if isinstance(r, Receipt) else tuple(r) for r in hits]
+        )
 
-    def _round_trip(self, rows: list[tuple[Any, ...]]) -> None:
+    def _round_trip(self, rows: list[Any]) -> None:
         with self._lock:
             child = self._running()
             assert child.stdin is not None and child.stdout is not None
@@ -156,7 +162,7 @@ def serve(path: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
             except EOFError:
                 return
             try:
-                backend.write_rows([Hit(*row) for row in rows])
+                backend.write_rows([row if isinstance(row, Receipt) else Hit(*row) for row in rows])
                 answer = ("ok", "")
             except Exception as exc:
                 detail = f"{type(exc).__name__}: {exc}"
