@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from playwright.sync_api import Browser, BrowserContext, Page, Request
+from playwright.sync_api import Browser, BrowserContext, Page, Request, sync_playwright
 
 from example_site.app import TRACK_ID, create_app, demo_settings
 from pixel_middleware.sinks import BufferedSink
@@ -58,6 +58,17 @@ class Site:
         """Every stored row, once the writer has caught up."""
         assert self.sink.flush(20)
         return read_rows(self.store)
+
+
+@contextmanager
+def chromium(*, hosts: tuple[str, ...] = ()) -> Iterator[Browser]:
+    """Debian's Chromium for one test module (``hosts`` as for :func:`launch`)."""
+    with sync_playwright() as p:
+        browser = launch(p, hosts=hosts)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @contextmanager

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
-from .browser import ARTIFACTS, Site, Tab, demo_site, launch, open_tab
+from .browser import ARTIFACTS, Site, Tab, chromium, demo_site, open_tab
 from .servers import edge_app, serve
 
 pytestmark = pytest.mark.browser
@@ -28,10 +28,8 @@ CHROME_CAP_DAYS = 400  # Chromium stores no cookie for longer than 400 days
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = launch(p)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

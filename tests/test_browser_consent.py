@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import jinja2
 import pytest
-from playwright.sync_api import Browser, Request, sync_playwright
+from playwright.sync_api import Browser, Request
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import HTMLResponse, Response
@@ -34,7 +34,7 @@ from pixel_middleware.decision import Action, cookie_write_for
 from pixel_middleware.templating import register
 from pixel_middleware.toggles import toggle_query, toggle_url
 
-from .browser import Tab, launch, open_tab
+from .browser import Tab, chromium, open_tab
 from .servers import serve
 
 pytestmark = pytest.mark.browser
@@ -129,10 +129,8 @@ def running_attacker(tls: bool) -> Iterator[Attacker]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = launch(p, hosts=(SHOP, STRICT, SIBLING, EVIL))
+    with chromium(hosts=(SHOP, STRICT, SIBLING, EVIL)) as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from . import iab
-from .browser import Site, Tab, demo_site, launch, open_tab
+from .browser import Site, Tab, chromium, demo_site, open_tab
 
 pytestmark = pytest.mark.browser
 
@@ -35,10 +35,8 @@ def strings() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = launch(p)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

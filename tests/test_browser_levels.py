@@ -12,14 +12,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Request, sync_playwright
+from playwright.sync_api import Browser, Request
 from playwright.sync_api import Response as PlaywrightResponse
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from .browser import Site, Tab, demo_site, launch, open_tab
+from .browser import Site, Tab, chromium, demo_site, open_tab
 from .helpers import query_pairs
 from .servers import serve
 
@@ -32,10 +32,8 @@ SHOP, EVIL = "shop.test", "evil.test"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = launch(p, hosts=(SHOP, EVIL))
+    with chromium(hosts=(SHOP, EVIL)) as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

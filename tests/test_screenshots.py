@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from .browser import ARTIFACTS, Site, Tab, demo_site, launch, open_tab
+from .browser import ARTIFACTS, Site, Tab, chromium, demo_site, open_tab
 
 pytestmark = pytest.mark.browser
 
@@ -23,10 +23,8 @@ WIDTHS = {"desktop": {"width": 1280, "height": 800}, "mobile": {"width": 390, "h
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = launch(p)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Route
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import HTMLResponse, Response
@@ -34,7 +34,7 @@ from pixel_middleware.responses import GIF
 from pixel_middleware.sinks import BufferedSink
 
 from . import smart_pixel as sp
-from .browser import launch
+from .browser import chromium
 from .helpers import SECRET
 from .servers import free_port, serve
 from .stores import assert_private, read_rows
@@ -173,10 +173,8 @@ def running_site(mode: str, tmp: Path) -> Iterator[Site]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     sp.smart_pixel_js()  # installs the package from npm on first use
-    with sync_playwright() as p:
-        b = launch(p)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,13 @@ dict may lack the secret key, which the audit has no use for.
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..report.source import DEFAULT_STORE, SourceError
+from ..report.source import DEFAULT_STORE, SourceError, settings_values
 from ..settings import PixelSettings, _from_text
 
 _DEFAULTS = PixelSettings.__dataclass_fields__
@@ -127,29 +126,7 @@ def _load(ref: str) -> Any:
 
 def _values(value: Any, ref: str) -> dict[str, Any]:
     """The audit's fields from what ``ref`` names (see :func:`resolve`)."""
-    if isinstance(value, PixelSettings):
-        found = {name: getattr(value, name) for name in FIELDS if hasattr(value, name)}
-        return _checked(found, ref)
-    inner = getattr(value, "settings", None)
-    if isinstance(inner, PixelSettings):
-        return _values(inner, ref)
-    if isinstance(value, Mapping):
-        return _checked({k: value[k] for k in FIELDS if k in value}, ref)
-    if inspect.isfunction(value) or inspect.ismethod(value):
-        made = _call(value, ref)
-        if isinstance(made, PixelSettings | Mapping) or hasattr(made, "settings"):
-            return _values(made, ref)
-    raise SourceError(
-        f"{ref} is neither PixelSettings, an object with .settings, a mapping of settings, "
-        "nor a function returning one"
-    )
-
-
-def _call(function: Callable[[], Any], ref: str) -> Any:
-    try:
-        return function()
-    except Exception as exc:
-        raise SourceError(f"calling {ref}() failed: {type(exc).__name__}: {exc}") from exc
+    return _checked(settings_values(value, ref, FIELDS), ref)
 
 
 def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:

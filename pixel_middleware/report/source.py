@@ -100,23 +100,28 @@ def load_settings(ref: str) -> dict[str, Any]:
     return _settings_values(value, ref)
 
 
+_REPORT_FIELDS = ("store", "report_time_zone", "consent_receipt_days")
+
+
 def _settings_values(value: Any, ref: str) -> dict[str, Any]:
+    return settings_values(value, ref, _REPORT_FIELDS)
+
+
+def settings_values(value: Any, ref: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """The fields ``names`` of what a ``--settings module:attribute`` named: ``PixelSettings``,
+    an object with ``.settings`` (``PixelMiddleware``), a mapping (Django's
+    ``PIXEL_MIDDLEWARE``), or a function returning one of these."""
     if isinstance(value, PixelSettings):
-        return {
-            "store": value.store,
-            "report_time_zone": value.report_time_zone,
-            "consent_receipt_days": value.consent_receipt_days,
-        }
+        return {name: getattr(value, name) for name in names if hasattr(value, name)}
     inner = getattr(value, "settings", None)
     if isinstance(inner, PixelSettings):
-        return _settings_values(inner, ref)
+        return settings_values(inner, ref, names)
     if isinstance(value, Mapping):
-        names = ("store", "report_time_zone", "consent_receipt_days")
         return {k: value[k] for k in names if k in value}
     if inspect.isfunction(value) or inspect.ismethod(value):
         made = _call(value, ref)
         if isinstance(made, PixelSettings | Mapping) or hasattr(made, "settings"):
-            return _settings_values(made, ref)
+            return settings_values(made, ref, names)
     raise SourceError(
         f"{ref} is neither PixelSettings, an object with .settings, a mapping of settings, "
         "nor a function returning one"
