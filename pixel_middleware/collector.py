@@ -41,7 +41,7 @@ from .identity import (
     valid_ever_id,
 )
 from .request_info import RequestInfo
-from .responses import GIF, NO_STORE, TooLarge, query, read_body, text
+from .responses import GIF, NO_STORE, TooLarge, query, read_body, refused_hit, text
 from .settings import PixelSettings
 from .sinks import Hit, Sink, write_durably
 
@@ -85,14 +85,14 @@ class Collector:
             try:
                 body = await read_body(receive, wire.MAX_REQUEST_CHARS * 4)
             except TooLarge:
-                return text(413, f"request longer than {wire.MAX_REQUEST_CHARS} characters")
+                return refused_hit(413, f"request longer than {wire.MAX_REQUEST_CHARS} characters")
             raw = body.decode("latin-1")
         if len(raw) > wire.MAX_REQUEST_CHARS:
-            return text(414, f"request longer than {wire.MAX_REQUEST_CHARS} characters")
+            return refused_hit(414, f"request longer than {wire.MAX_REQUEST_CHARS} characters")
         try:
             params = wire.parse_query(raw)
         except wire.WireError as exc:
-            return text(400, f"not a pixel request: {exc}")
+            return refused_hit(400, f"not a pixel request: {exc}")
         hit, identity = self._browser_hit(request, track_id, params, raw)
         if hit is not None and not await self._store([hit]):
             return text(503, "could not store the hit; try again")

@@ -15,7 +15,7 @@ from .assets import Assets
 from .collector import Collector
 from .consent import Consent
 from .request_info import RequestInfo
-from .responses import text
+from .responses import refused_hit, text
 from .settings import PixelSettings
 from .sinks import Sink
 
@@ -76,6 +76,8 @@ class Endpoints:
 
         async def hit(request: RequestInfo, scope: Scope, receive: Receive) -> Response:
             if not collector.known(track_id):
+                if kind == "wt":  # an image the Smart Pixel's queue takes as done
+                    return refused_hit(404, "unknown track id")
                 return text(404, "unknown track id")
             if kind == "batch":
                 return await collector.batch(request, scope, receive, track_id)

@@ -22,6 +22,16 @@ def text(status: int, reason: str, **headers: str) -> Response:
     return PlainTextResponse(reason + "\n", status_code=status, headers={**NO_STORE, **headers})
 
 
+def refused_hit(status: int, reason: str) -> Response:
+    """A single hit refused for good: the status says so, but the body is still the GIF.
+
+    The Smart Pixel's request queue looks only at whether the answer is an image: any other body
+    makes it resend the hit every five seconds, for ever, and hold every later hit behind it.
+    """
+    headers = {**NO_STORE, "x-pixel-refused": reason.encode("ascii", "replace").decode("ascii")}
+    return Response(GIF, status_code=status, media_type="image/gif", headers=headers)
+
+
 async def read_body(receive: Receive, limit: int) -> bytes:
     """The request body, refusing it as soon as it grows past ``limit`` bytes."""
     chunks: list[bytes] = []

@@ -108,7 +108,7 @@ def parse_query(raw: str) -> Params:
         params.append((name, value))
     p_value = next((value for name, value in params if name == "p"), None)
     if p_value is None or not _P_RE.match(p_value):
-        raise WireError("a pixel request needs a p parameter of the form p=600,<page>,…")
+        raise WireError("a pixel request needs a p parameter of the form p=600,<page>,...")
     return params
 
 

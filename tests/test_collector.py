@@ -256,3 +256,19 @@ def test_the_smart_pixels_own_new_everid_keeps_its_one() -> None:
         app, WT, query=blind, headers=[(b"cookie", f"wtstp_eid={EID}; wtstp_sid={SID}".encode())]
     )
     assert "one" not in names(sink.hits[1].query)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "status"),
+    [
+        (WT, b"cp1=no-page", 400),
+        ("/_pixel/999999999999999/wt", Q.encode(), 404),
+        (WT, b"p=600," + b"a" * 31_000, 414),
+    ],
+)
+def test_a_hit_refused_for_good_is_still_an_image(path: str, query: bytes, status: int) -> None:
+    """The Smart Pixel's queue resends, for ever, any hit whose answer is not an image."""
+    sink = Memory()
+    r = request(PixelMiddleware(html_app(b""), settings=settings(), sink=sink), path, query=query)
+    assert r.status == status and r.body == GIF and r.header("content-type") == "image/gif"
+    assert r.header("x-pixel-refused") and sink.hits == []
