@@ -219,6 +219,7 @@ class BufferedSink:
         self.close_timeout = close_timeout
         self.scan_interval = scan_interval
         self._queue: collections.deque[Record] = collections.deque()
+        self._waiting = False  # the writer is waiting for a wake-up (see _main)
         self._queue_bytes = 0
         # [time queued, hits of that write still queued], oldest first: how long the oldest
         # queued hit has been waiting, without a timestamp per hit.
@@ -317,7 +318,8 @@ class BufferedSink:
                 and self._queue_bytes + size <= self.max_queue_bytes
             )
             if fits:
-                was_empty = not self._queue
+                before = len(self._queue)
+                was_empty = not before
                 self._queue.extend(hits)
                 self._queue_bytes += size
                 self._stamps.append([time.monotonic(), len(hits)])
@@ -327,7 +329,13 @@ class BufferedSink:
                     waiter = _Waiter(start, self._queued_count)
                     self._waiters.append(waiter)
                 # A durable write wakes the writer at once: it is waiting for the answer.
-                wake = was_empty or len(self._queue) >= self.batch_size or waiter is not None
+                # Once when a batch is full, not on every write after: each wake-up is a
+                # syscall and a thread switch that the request path pays for.
+                wake = (
+                    (was_empty and self._waiting)
+                    or before < self.batch_size <= len(self._queue)
+                    or waiter is not None
+                )
         if fits:
             if wake:
                 self._signal()
@@ -440,8 +448,16 @@ class BufferedSink:
                 await self._drain_spool()
                 if self._closing and self._finished():
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle())
+                # Raised before the queue is looked at again (in _idle): a write either finds
+                # the writer waiting and wakes it, or is seen by _idle and not waited for.
+                # Writes while the writer works need no wake-up (a syscall and a thread switch
+                # each): it takes the queue when it is done.
+                self._waiting = True
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=self._idle())
+                finally:
+                    self._waiting = False
         finally:
             if self._pending is not None:
                 # Its hits are on disk already, or held in ``_stuck`` for the shutdown to keep.
