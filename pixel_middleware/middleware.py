@@ -110,7 +110,9 @@ class _State(dict[str, Any]):
     __slots__ = ("_scope", "_settings", "_source_receipts", "receipt", "request")
 
     def __init__(self, scope: Scope, settings: PixelSettings, source_receipts: bool) -> None:
-        super().__init__(scope.get("state") or ())
+        existing = scope.get("state")
+        if existing:  # a server's lifespan state stays visible to the app
+            self.update(existing)
         self._scope = scope
         self._settings = settings
         self._source_receipts = source_receipts
@@ -160,14 +162,16 @@ class _Response:
         "state",
     )
 
+    plan: ResponsePlan | None
+    chunks: list[bytes]
+    size: int
+
     def __init__(self, middleware: PixelMiddleware, state: _State, send: Send) -> None:
         self.middleware = middleware
         self.state = state
         self._send = send
         self.start: Message | None = None  # held while the body may still be rewritten
-        self.plan: ResponsePlan | None = None
-        self.chunks: list[bytes] = []
-        self.size = 0
+        # plan, chunks and size are set when a page is held: most responses never are.
         self.passthrough = False
         self.page_view_stored = False
 
@@ -205,7 +209,7 @@ class _Response:
         ):
             await self._record_page_view()
         if mw.settings.inject and plan.injectable(method):
-            self.start, self.plan = message, plan
+            self.start, self.plan, self.chunks, self.size = message, plan, [], 0
             return
         self.passthrough = True
         await self._send(self._with_cookies(message, plan))
