@@ -13,15 +13,12 @@ dict may lack the secret key, which the audit has no use for.
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..report.source import DEFAULT_STORE, SourceError, settings_values
-from ..settings import PixelSettings, _from_text
+from ..report.source import DEFAULT_STORE, SourceError, load_object, settings_values
+from ..settings import PixelSettings, _as_names, _from_text
 
 _DEFAULTS = PixelSettings.__dataclass_fields__
 DEFAULT_STORE_SOURCE = "the default store (no --store, --settings or PIXEL_STORE)"
@@ -104,24 +101,8 @@ def resolve(
 
 
 def _load(ref: str) -> Any:
-    """The object ``module:attribute`` names, imported as ``report.source.load_settings``
-    imports it (same messages); that one returns only the store and time zone it found."""
-    module_name, _, attribute = ref.partition(":")
-    if not module_name or not attribute:
-        raise SourceError(
-            f"--settings takes module:attribute (such as myshop.app:settings), got {ref!r}"
-        )
-    # python -m puts the working directory first on the path; a console script would not.
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise SourceError(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise SourceError(f"{module_name} has no attribute {attribute!r}") from None
+    """The object ``module:attribute`` names, imported as the report imports it."""
+    return load_object(ref)
 
 
 def _values(value: Any, ref: str) -> dict[str, Any]:
@@ -196,10 +177,4 @@ def _coerce(name: str, value: Any) -> Any:
 
 def _names(name: str, value: Any) -> tuple[str, ...]:
     # As PixelSettings.from_mapping reads lists: a comma-separated string or strings.
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, Iterable):
-        items = tuple(value)
-        if all(isinstance(v, str) for v in items):
-            return items
-    raise ValueError(f"{name} must be a list of strings, got {value!r}")
+    return _as_names(name, value)

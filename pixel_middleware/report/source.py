@@ -81,6 +81,11 @@ def load_settings(ref: str) -> dict[str, Any]:
     (a ``PixelMiddleware``), a mapping of setting names (Django's ``PIXEL_MIDDLEWARE``), or a
     function without arguments returning one of these.
     """
+    return _settings_values(load_object(ref), ref)
+
+
+def load_object(ref: str) -> Any:
+    """The object ``module:attribute`` names; ``SourceError`` with the reason if there is none."""
     module_name, _, attribute = ref.partition(":")
     if not module_name or not attribute:
         raise SourceError(
@@ -94,10 +99,9 @@ def load_settings(ref: str) -> dict[str, Any]:
     except Exception as exc:
         raise SourceError(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
     try:
-        value: Any = getattr(module, attribute)
+        return getattr(module, attribute)
     except AttributeError:
         raise SourceError(f"{module_name} has no attribute {attribute!r}") from None
-    return _settings_values(value, ref)
 
 
 _REPORT_FIELDS = ("store", "report_time_zone", "consent_receipt_days")
