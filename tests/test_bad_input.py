@@ -89,3 +89,77 @@ def test_broken_html_is_injected_once_or_left_alone(page: bytes) -> None:
 def test_any_header_bytes_never_500(name: bytes, value: bytes, path: str) -> None:
     r = request(APP, path, headers=[(name, value)], query=b"p=600,x")
     assert r.status < 500
+
+
+# Every endpoint, every method, any body, query, cookie and browser header: never a 5xx. The
+# stores' own consent-source and anonymous-session paths are switched on too.
+EVERY = settings(
+    enable_anonymous_function=True,
+    anonymous_session=True,
+    consent_source=("tcf", "gpp", "onetrust", "cookiebot", "klaro"),
+    trusted_senders=("203.0.113.0/24",),
+)
+EVERY_APP = PixelMiddleware(
+    html_app(PAGE, headers=[(b"content-type", b"text/html")]), settings=EVERY
+)
+PATHS = [
+    "/",
+    "/_pixel/optout",
+    "/_pixel/optin",
+    "/_pixel/status",
+    "/_pixel/anonymize",
+    "/_pixel/receipt",
+    "/_pixel/pixel.js",
+    "/_pixel/report",
+    f"/_pixel/{TRACK_ID}/wt",
+    f"/_pixel/{TRACK_ID}/wt.pl",
+    f"/_pixel/{TRACK_ID}/wtabcdefg",
+    f"/_pixel/{TRACK_ID}/batch",
+    f"/_pixel/{TRACK_ID}/optout",
+    f"/_pixel/{TRACK_ID},{TRACK_ID}/wt",
+]
+COOKIE_NAMES = [
+    b"miCookieOptOut",
+    b"webtrekkOptOut",
+    b"wtstp_eid",
+    b"wtstp_sid",
+    b"wtstp_asid",
+    b"wtstp_sid_new",
+    b"pixel_receipt",
+    b"euconsent-v2",
+    b"__gpp",
+    b"__gpp_sid",
+    b"OptanonConsent",
+    b"CookieConsent",
+    b"klaro",
+]
+
+
+@hsettings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(PATHS),
+    st.sampled_from(["GET", "POST", "HEAD", "PUT"]),
+    st.binary(max_size=400),
+    st.binary(max_size=200),
+    st.lists(st.tuples(st.sampled_from(COOKIE_NAMES), st.binary(max_size=80)), max_size=4),
+    st.sampled_from([b"", b"same-origin", b"cross-site", b"same-site", b"none"]),
+    st.booleans(),
+)
+def test_every_endpoint_survives_anything(
+    path: str,
+    method: str,
+    body: bytes,
+    query: bytes,
+    cookies: list[tuple[bytes, bytes]],
+    fetch_site: bytes,
+    sp_anonymous: bool,
+) -> None:
+    jar = b"; ".join(name + b"=" + value for name, value in cookies)
+    headers = [(b"cookie", jar), (b"sec-fetch-site", fetch_site), (b"sec-gpc", b"1")]
+    if sp_anonymous:
+        headers.append((b"sp-anonymous", b"1"))
+    r = request(EVERY_APP, path, method=method, headers=headers, query=query, body=body)
+    assert r.status < 500
+    # Whatever the input, no identifier cookie is ever written for an anonymous request.
+    if sp_anonymous and path.startswith(f"/_pixel/{TRACK_ID}"):
+        assert not any("wtstp_eid=8" in line for line in r.header_values("set-cookie"))
