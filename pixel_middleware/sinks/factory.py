@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from ..receipts import Receipt
 from ..settings import PixelSettings
@@ -21,25 +21,11 @@ class MultiSink:
         self.sinks = tuple(sinks)
 
     async def write(self, hits: Sequence[Hit]) -> None:
-        errors: list[BaseException] = []
-        for sink in self.sinks:
-            try:
-                await sink.write(hits)
-            except Exception as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        await self._each(lambda sink: sink.write(hits))
 
     async def write_durably(self, hits: Sequence[Hit]) -> None:
         """Return once every sink has saved ``hits`` (see :func:`write_durably`)."""
-        errors: list[BaseException] = []
-        for sink in self.sinks:
-            try:
-                await write_durably(sink, hits)
-            except Exception as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        await self._each(lambda sink: write_durably(sink, hits))
 
     @property
     def keeps_receipts(self) -> bool:
@@ -48,14 +34,7 @@ class MultiSink:
 
     async def write_receipts(self, receipts: Sequence[Receipt]) -> None:
         """Hand consent receipts to every sink that keeps them (the stores)."""
-        errors: list[BaseException] = []
-        for sink in self.sinks:
-            try:
-                await write_receipts(sink, receipts)
-            except Exception as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        await self._each(lambda sink: write_receipts(sink, receipts))
 
     async def start(self) -> None:
         for sink in self.sinks:
@@ -64,10 +43,14 @@ class MultiSink:
                 await start()
 
     async def close(self) -> None:
+        await self._each(lambda sink: sink.close())
+
+    async def _each(self, call: Callable[[Sink], Awaitable[object]]) -> None:
+        """``call`` every sink, each whatever the others did; then raise the first failure."""
         errors: list[BaseException] = []
         for sink in self.sinks:
             try:
-                await sink.close()
+                await call(sink)
             except Exception as exc:
                 errors.append(exc)
         if errors:
