@@ -101,6 +101,14 @@ def fresh_database(pg: PostgresServer) -> str:
     return pg.dsn.rsplit("/", 1)[0] + "/" + name
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store of each kind: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/hits.sqlite3"
+    return fresh_database(request.getfixturevalue("pg"))
+
+
 # What makes a test slow or dependent on the machine, read from what it uses, so that no test
 # file has to remember it: `-m "not browser and not postgres and not server"` is the fast set.
 _SERVER_NAMES = frozenset({"serve", "ServerProcess", "uvicorn", "run_client", "Popen"})

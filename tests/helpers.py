@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pixel_middleware import PixelSettings
 
+ROOT = Path(__file__).resolve().parents[1]
 TRACK_ID = "123451234512345"
 SECRET = "test-secret-key-0123456789"
 
@@ -70,3 +75,16 @@ _CONFIG_RE = re.compile(
 def injected_config(html: str) -> dict[str, Any] | None:
     match = _CONFIG_RE.search(html)
     return None if match is None else dict(json.loads(match.group(1)))
+
+
+def cli(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m pixel_middleware *args`` in a clean environment (no ``PIXEL_*`` of ours)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PIXEL_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pixel_middleware", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+    )

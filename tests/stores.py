@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
+from pixel_middleware.sinks import Hit
 from pixel_middleware.sinks.schema import COLUMNS
 from pixel_middleware.store_url import parse_store
 
@@ -63,3 +65,23 @@ def assert_private(
 def cp1(row: dict[str, Any]) -> str:
     """The ``cp1`` value of a stored row: the tests number their hits with it."""
     return str(dict(json.loads(row["params"]))["cp1"])
+
+
+class Memory:
+    """A backend that fails while ``down`` is set, and remembers what it wrote."""
+
+    def __init__(self, *, down: bool = False) -> None:
+        self.name = "memory"
+        self.down = down
+        self.written: list[str] = []
+
+    async def write_batch(self, hits: Sequence[Hit]) -> None:
+        if self.down:
+            raise ConnectionError("down")
+        self.written += [h.hit_id for h in hits]
+
+    async def reset(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -17,7 +16,6 @@ from starlette.routing import Route
 
 from pixel_middleware import PixelMiddleware, PixelSettings, get_visitor
 
-from .conftest import fresh_database
 from .helpers import SECRET, TRACK_ID
 from .servers import free_port, serve
 from .stores import read_rows
@@ -42,13 +40,6 @@ def app(**overrides: Any) -> PixelMiddleware:
         return HTMLResponse("<html><body>home</body></html>")
 
     return PixelMiddleware(Starlette(routes=[Route("/", page)]), settings=PixelSettings(**values))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/hits.sqlite3"
-    return fresh_database(request.getfixturevalue("pg"))
 
 
 def test_levels_2_and_3_in_the_store(store: str, tmp_path: Path) -> None:

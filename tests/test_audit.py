@@ -10,7 +10,6 @@ import json
 import os
 import re
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -48,9 +47,8 @@ from pixel_middleware.sinks.schema import COLUMNS, utc_text
 
 from .asgi import html_app, request
 from .conftest import fresh_database
-from .helpers import SECRET, TRACK_ID
+from .helpers import SECRET, TRACK_ID, cli
 
-ROOT = Path(__file__).resolve().parents[1]
 DAY = 86_400
 EID = "8123456789012345678"
 SID = "1234567890123456789"
@@ -235,18 +233,6 @@ def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     values = SEEDED_SETTINGS | {"store": store, "spool_dir": "spool"}
     (tmp_path / "shop_seeded.py").write_text(f"PIXEL_MIDDLEWARE = {values!r}\n")
     return spool
-
-
-def cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PIXEL_")}
-    return subprocess.run(
-        [sys.executable, "-m", "pixel_middleware", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env={**clean, "PYTHONPATH": str(ROOT), **env},
-    )
 
 
 def checks(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -16,7 +16,6 @@ from pixel_middleware import PixelMiddleware, PixelSettings
 
 from . import iab
 from .asgi import html_app, request
-from .conftest import fresh_database
 from .helpers import SECRET, TRACK_ID
 from .stores import read_rows
 
@@ -60,13 +59,6 @@ def cookies() -> dict[str, dict[str, str]]:
             "no": "klaro=" + quote('{"pixel_middleware":false}'),
         },
     }
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/hits.sqlite3"
-    return fresh_database(request.getfixturevalue("pg"))
 
 
 @pytest.mark.parametrize("source", ["tcf", "gpp", "onetrust", "cookiebot", "klaro"])

@@ -22,6 +22,7 @@ from pixel_middleware.sinks.factory import sqlite_path
 from pixel_middleware.sinks.relay import MAX_LINES, batch_line, chunks
 
 from .helpers import SECRET, TRACK_ID, injected_config, settings
+from .stores import Memory
 
 
 @pytest.mark.parametrize(
@@ -106,26 +107,6 @@ def test_build_sink_follows_settings(tmp_path: Path) -> None:
 
 def hit(i: int, anonymous: bool = False) -> Hit:
     return Hit(received_at=0, track_id=TRACK_ID, anonymous=anonymous, query=f"p=600,x&cp1={i}")
-
-
-class Memory:
-    """A backend that fails while ``down`` is set, and remembers what it wrote."""
-
-    def __init__(self) -> None:
-        self.name = "memory"
-        self.down = False
-        self.written: list[str] = []
-
-    async def write_batch(self, hits: Sequence[Hit]) -> None:
-        if self.down:
-            raise ConnectionError("down")
-        self.written += [h.hit_id for h in hits]
-
-    async def reset(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
 
 
 def test_buffered_sink_overflows_to_disk_and_loses_nothing(tmp_path: Path) -> None:

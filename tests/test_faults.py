@@ -31,7 +31,7 @@ from .helpers import TRACK_ID
 from .postgres import PostgresServer
 from .server_process import WT, ServerProcess, acknowledged, hit_query, send_hits
 from .servers import free_port
-from .stores import cp1, read_rows
+from .stores import Memory, cp1, read_rows
 
 # How long a test waits for a restarted server to replay its spool before it gives up. Not a
 # promise about speed: a loaded machine may need most of it.
@@ -726,23 +726,3 @@ def test_write_durably_returns_once_the_hits_are_saved(tmp_path: Path) -> None:
     assert sink.flush(30)  # they are still written once the backend is back
     assert sorted(backend.written) == sorted(h.hit_id for h in hits)
     asyncio.run(sink.close())
-
-
-class Memory:
-    """A backend that fails while ``down`` is set, and remembers what it wrote."""
-
-    def __init__(self, *, down: bool = False) -> None:
-        self.name = "memory"
-        self.down = down
-        self.written: list[str] = []
-
-    async def write_batch(self, hits: Sequence[Hit]) -> None:
-        if self.down:
-            raise ConnectionError("down")
-        self.written += [h.hit_id for h in hits]
-
-    async def reset(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None

@@ -52,13 +52,6 @@ IDS = f"wtstp_eid={EID}; wtstp_sid={SID}"
 SAME_ORIGIN = {"sec-fetch-site": "same-origin", "user-agent": UA}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'pixel.sqlite3'}"
-    return fresh_database(request.getfixturevalue("pg"))
-
-
 def sink_for(store: str, tmp_path: Path) -> Sink:
     location = parse_store(store)
     if location.kind == "sqlite":

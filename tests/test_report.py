@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,10 +22,9 @@ from pixel_middleware.sinks.sqlite import SQLiteBackend
 
 from .asgi import html_app
 from .conftest import fresh_database
-from .helpers import TRACK_ID, settings
+from .helpers import TRACK_ID, cli, settings
 from .stores import read_rows
 
-ROOT = Path(__file__).resolve().parents[1]
 DAY = 86_400
 EIDS = ["8000000000000000001", "8000000000000000002"]
 
@@ -88,18 +84,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         url = fresh_database(request.getfixturevalue("pg"))
     fill(url, hits(now))
     return url
-
-
-def cli(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PIXEL_")}
-    return subprocess.run(
-        [sys.executable, "-m", "pixel_middleware", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env={**clean, "PYTHONPATH": str(ROOT), **env},
-    )
 
 
 def day_rows(out: str) -> dict[str, list[str]]:

@@ -49,13 +49,6 @@ def site(**overrides: Any) -> PixelMiddleware:
     return PixelMiddleware(Starlette(routes=[Route("/", page)]), settings=PixelSettings(**values))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/hits.sqlite3"
-    return fresh_database(request.getfixturevalue("pg"))
-
-
 def test_store_end_to_end(store: str, tmp_path: Path) -> None:
     app = site(store=store, spool_dir=str(tmp_path / "spool"))
     with serve(app) as url:
