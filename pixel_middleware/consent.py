@@ -157,7 +157,7 @@ class Consent:
         receipt = new_receipt(self.settings, action, source, gpc=request.gpc)
         if not await self.keep(receipt):
             return []
-        previous = read_receipt_cookie(request.cookie_header, self.settings)
+        previous = read_receipt_cookie(request.cookies.receipt)
         return [receipt_cookie(self.settings, receipt.receipt_id, previous.answer)]
 
     async def keep(self, receipt: Receipt) -> bool:

@@ -115,6 +115,7 @@ class PixelCookies(NamedTuple):
     opt_out: str | None = None
     temporary: str | None = None
     new: str | None = None
+    receipt: str | None = None
 
 
 def pixel_cookies(
@@ -126,6 +127,7 @@ def pixel_cookies(
     opt_out: str,
     temporary: str,
     new: str,
+    receipt: str,
     max_length: int,
 ) -> PixelCookies:
     """Read the pixel's cookies in one pass over the header.
@@ -138,7 +140,7 @@ def pixel_cookies(
         return _NONE
     if len(raw) > max_length:
         return PixelCookies(readable=False)
-    choice = opted_out = eid = sid = temp = fresh = None
+    choice = opted_out = eid = sid = temp = fresh = kept = None
     for chunk in raw.split(";"):
         name, sep, value = chunk.partition("=")
         if not sep:
@@ -157,11 +159,14 @@ def pixel_cookies(
         elif name == temporary:
             if temp is None:
                 temp = value.strip()
-        elif name == new and fresh is None:
-            fresh = value.strip()
-    if choice is opted_out is eid is sid is temp is fresh is None:
+        elif name == new:
+            if fresh is None:
+                fresh = value.strip()
+        elif name == receipt and kept is None:
+            kept = value.strip()
+    if choice is opted_out is eid is sid is temp is fresh is kept is None:
         return _NONE
-    return PixelCookies(choice, eid, sid, True, opted_out, temp, fresh)
+    return PixelCookies(choice, eid, sid, True, opted_out, temp, fresh, kept)
 
 
 def read_cookies_as_pixel(raw: str, names: Iterable[str]) -> dict[str, str]:

@@ -125,7 +125,7 @@ class _State(dict[str, Any]):
             raise KeyError(key)
         request = self.request = RequestInfo(self._scope, self._settings)
         visitor = visitor_for(request)
-        cookie = read_receipt_cookie(request.cookie_header, self._settings)
+        cookie = read_receipt_cookie(request.cookies.receipt)
         if self._source_receipts:
             # Decided here, with the visitor, so that the page can already show the new id.
             self.receipt = source_receipt(self._settings, request.decision, cookie, gpc=request.gpc)

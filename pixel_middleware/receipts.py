@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
-from .cookies import CookieWrite, read_cookies
+from .cookies import CookieWrite
 from .decision import Decision
 from .settings import PixelSettings
 
@@ -105,14 +105,9 @@ class ReceiptCookie(NamedTuple):
     answer: str | None
 
 
-def read_receipt_cookie(cookie_header: str | None, settings: PixelSettings) -> ReceiptCookie:
-    """The receipt cookie of a request; a malformed or unreadable one reads as absent."""
-    if not cookie_header or RECEIPT_COOKIE not in cookie_header:
-        return ReceiptCookie(None, None)  # most requests: no scan of the header
-    found = read_cookies(
-        cookie_header, (RECEIPT_COOKIE,), max_length=settings.max_cookie_header_bytes
-    )
-    match = _COOKIE_VALUE.match((found or {}).get(RECEIPT_COOKIE, ""))
+def read_receipt_cookie(value: str | None) -> ReceiptCookie:
+    """The receipt cookie's value (``PixelCookies.receipt``); a malformed one reads as absent."""
+    match = _COOKIE_VALUE.match(value or "")
     if match is None:
         return ReceiptCookie(None, None)
     return ReceiptCookie(match.group(1), match.group(2))

@@ -15,6 +15,7 @@ from .consent_sources import consent_answer, cookie_names
 from .cookies import PixelCookies, pixel_cookies, read_cookies
 from .decision import Decision, decide, source_settings
 from .identity import new_marker_name
+from .receipts import RECEIPT_COOKIE
 from .settings import PixelSettings
 
 # The request headers any part of the package reads; everything else is skipped in the one pass.
@@ -112,6 +113,7 @@ class RequestInfo:
                 opt_out=s.opt_out_name,
                 temporary=s.anonymous_session_cookie_name,
                 new=new_marker_name(s),
+                receipt=RECEIPT_COOKIE,
                 max_length=s.max_cookie_header_bytes,
             )
         return self._cookies
