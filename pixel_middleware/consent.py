@@ -75,11 +75,6 @@ def request_origin(request: RequestInfo) -> Origin:
     return "same-origin" if fetch_site == "same-origin" else "unknown"
 
 
-def cross_site(request: RequestInfo) -> bool:
-    """Whether the browser says another site (or a sibling subdomain) started this request."""
-    return request_origin(request) == "cross-site"
-
-
 class Consent:
     """``/optout``, ``/optin``, ``/status``, ``/anonymize`` and ``/receipt`` under the prefix.
 

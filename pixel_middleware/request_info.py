@@ -7,7 +7,7 @@ request are worked out here once and shared by the visitor and the endpoints.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from .addresses import client_ip
@@ -34,11 +34,6 @@ _READ = frozenset(
         b"sp-anonymous",
     }
 )
-
-
-def header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    """All values of header ``name`` (lower-case bytes), in order, whatever case they came in."""
-    return [value for key, value in headers if key.lower() == name]
 
 
 class RequestInfo:
