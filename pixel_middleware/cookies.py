@@ -118,19 +118,30 @@ class PixelCookies(NamedTuple):
     receipt: str | None = None
 
 
-def pixel_cookies(
-    raw: str | None,
-    *,
-    anonymous: str,
-    ever_id: str,
-    session_id: str,
-    opt_out: str,
-    temporary: str,
-    new: str,
-    receipt: str,
-    max_length: int,
-) -> PixelCookies:
-    """Read the pixel's cookies in one pass over the header.
+class CookieNames(NamedTuple):
+    """The names of the pixel's cookies under one settings object."""
+
+    anonymous: str
+    ever_id: str
+    session_id: str
+    opt_out: str
+    temporary: str
+    new: str
+    receipt: str
+
+    @property
+    def slots(self) -> dict[str, int]:
+        """Each name's field in ``PixelCookies`` (later names win where two are the same)."""
+        fields = PixelCookies._fields
+        return {name: fields.index(field) for field, name in zip(self._fields, self, strict=True)}
+
+
+# The choice cookies are read as the Smart Pixel reads them: raw value, last occurrence wins.
+_AS_PIXEL = frozenset(PixelCookies._fields.index(name) for name in ("anonymous", "opt_out"))
+
+
+def pixel_cookies(raw: str | None, slots: dict[str, int], *, max_length: int) -> PixelCookies:
+    """Read the pixel's cookies in one pass over the header (``slots``: ``CookieNames.slots``).
 
     The two choice cookies (``anonymous``, ``opt_out``) are read as the Smart Pixel reads
     ``document.cookie`` (see :func:`read_cookies_as_pixel`): raw value, last occurrence wins. The
@@ -140,33 +151,21 @@ def pixel_cookies(
         return _NONE
     if len(raw) > max_length:
         return PixelCookies(readable=False)
-    choice = opted_out = eid = sid = temp = fresh = kept = None
+    values: list[str | bool | None] | None = None
     for chunk in raw.split(";"):
         name, sep, value = chunk.partition("=")
-        if not sep:
+        slot = slots.get(name.strip()) if sep else None
+        if slot is None:
             continue
-        name = name.strip()
-        if name == anonymous:
-            choice = value
-        elif name == opt_out:
-            opted_out = value
-        elif name == ever_id:
-            if eid is None:
-                eid = value.strip()
-        elif name == session_id:
-            if sid is None:
-                sid = value.strip()
-        elif name == temporary:
-            if temp is None:
-                temp = value.strip()
-        elif name == new:
-            if fresh is None:
-                fresh = value.strip()
-        elif name == receipt and kept is None:
-            kept = value.strip()
-    if choice is opted_out is eid is sid is temp is fresh is kept is None:
-        return _NONE
-    return PixelCookies(choice, eid, sid, True, opted_out, temp, fresh, kept)
+        if values is None:
+            values = [None, None, None, True, None, None, None, None]
+        if slot in _AS_PIXEL:
+            values[slot] = value
+        elif values[slot] is None:
+            values[slot] = value.strip()
+    # tuple.__new__ is what PixelCookies._make does, less its length check: the list above is
+    # PixelCookies' length, written out so this runs without a function call per request.
+    return _NONE if values is None else tuple.__new__(PixelCookies, values)
 
 
 def read_cookies_as_pixel(raw: str, names: Iterable[str]) -> dict[str, str]:
@@ -186,3 +185,4 @@ def read_cookies_as_pixel(raw: str, names: Iterable[str]) -> dict[str, str]:
 
 
 _NONE = PixelCookies()
+assert len(_NONE) == 8 and _NONE.readable  # the literal list in pixel_cookies

@@ -108,10 +108,16 @@ def after_injection(plan: ResponsePlan, body_length: int) -> Headers:
     """
     out = list(plan._rest)
     if plan._had_length:
-        out.append((b"content-length", str(body_length).encode("ascii")))
+        out.append((b"content-length", b"%d" % body_length))
+    if not plan._vary:
+        out.append(_VARY)  # the usual page names no Vary of its own
+        return out
     vary = list(plan._vary)
     present = {v.lower() for v in vary}
     if "*" not in present:
         vary += [name for name in ("Cookie", "Sec-GPC") if name.lower() not in present]
     out.append((b"vary", ", ".join(vary).encode("latin-1")))
     return out
+
+
+_VARY = (b"vary", b"Cookie, Sec-GPC")

@@ -97,7 +97,7 @@ def plan_identity(
     anonymous: bool,
     rotate: bool = False,
     temporary_timeout: int | None = None,
-    now: float = 0.0,
+    now: float | None = None,
 ) -> IdentityState:
     """Decide which identifier cookies this response writes or expires.
 
@@ -105,7 +105,8 @@ def plan_identity(
     ``temporary_timeout`` (anonymous_session on) an anonymous visitor keeps a temporary session
     id while it is fresh, or gets a new one; ``rotate`` always makes a new one. Identified: keep a
     valid everID and session, make the missing ones; ``rotate`` (logout, or a changed choice)
-    makes new ones regardless; a temporary id is dropped.
+    makes new ones regardless; a temporary id is dropped. ``now`` (seconds since the epoch,
+    the clock when None) only matters for a temporary id.
     """
     if anonymous:
         temporary = None
@@ -113,7 +114,11 @@ def plan_identity(
             kept = (
                 None
                 if rotate
-                else read_temporary(cookies.temporary, now=now, timeout=temporary_timeout)
+                else read_temporary(
+                    cookies.temporary,
+                    now=time.time() if now is None else now,
+                    timeout=temporary_timeout,
+                )
             )
             temporary = kept or new_temporary_id()
         return IdentityState(
@@ -126,6 +131,14 @@ def plan_identity(
             write_temporary=temporary is not None,
             expire_temporary=temporary is None and cookies.temporary is not None,
         )
+    if (
+        not rotate
+        and valid_ever_id(cookies.ever_id)
+        and valid_session_id(cookies.session_id)
+        and cookies.temporary is None
+        and cookies.new is None
+    ):
+        return IdentityState(cookies.ever_id, cookies.session_id)  # returning: nothing to write
     keep_eid = not rotate and valid_ever_id(cookies.ever_id)
     keep_sid = not rotate and valid_session_id(cookies.session_id)
     marker = cookies.new or ""
@@ -156,7 +169,7 @@ def plan_for(
         anonymous=anonymous,
         rotate=rotate,
         temporary_timeout=timeout if settings.anonymous_session else None,
-        now=time.time() if now is None else now,
+        now=now,
     )
 
 

@@ -51,6 +51,13 @@ def body_close_position(chunks: Sequence[bytes]) -> tuple[int, int] | None:
         joined = b"".join(chunks)
         found = body_close_position([joined])
         return None if found is None else _locate(chunks, found[1])
+    last = len(chunks) - 1
+    if last >= 0 and chunks[last]:
+        # The usual page: its last ``</body>`` is a tag in its last chunk. Checked without the
+        # generator below, which then only runs for the odd page.
+        index = _last_in(chunks[last], len(chunks[last]))
+        if index >= 0 and _is_markup(chunks, (last, index)):
+            return last, index
     for position in _candidates(chunks):
         if _is_markup(chunks, position):
             return position
@@ -97,6 +104,9 @@ def _is_markup(chunks: Sequence[bytes], position: tuple[int, int]) -> bool:
     after = after.lower()
     comment = b"-->" in after or b"--!>" in after
     cdata = b"]]>" in after
+    if not (comment or cdata) and after.count(b"</") == after.count(b"</html"):
+        # The usual page: nothing but ``</html>`` after it, which ends no script or comment.
+        return True
     raw = set()
     if _RAW_CLOSE.search(after) is not None:
         raw = {match.group(1) for match in _RAW_CLOSE.finditer(after)}

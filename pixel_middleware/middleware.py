@@ -94,7 +94,12 @@ class PixelMiddleware:
         state = _State(scope, self.settings, self._source_receipts)
         scope["state"] = state
         response = _Response(self, state, send)
-        await self.app(scope, receive, response.send)
+        try:
+            await self.app(scope, receive, response.send)
+        finally:
+            # The scope holds the state and the state the scope: left as it is, the pair (and
+            # everything they hold) would wait for the garbage collector after every request.
+            state._scope = None
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         await SinkLifespan(self.sink).wrap(self.app, scope, receive, send)
@@ -113,7 +118,7 @@ class _State(dict[str, Any]):
         existing = scope.get("state")
         if existing:  # a server's lifespan state stays visible to the app
             self.update(existing)
-        self._scope = scope
+        self._scope: Scope | None = scope
         self._settings = settings
         self._source_receipts = source_receipts
         self.request: RequestInfo | None = None
@@ -123,6 +128,8 @@ class _State(dict[str, Any]):
     def __missing__(self, key: str) -> Any:
         if key != "pixel":
             raise KeyError(key)
+        if self._scope is None:
+            raise LookupError("the request is over: the visitor was never read while it ran")
         request = self.request = RequestInfo(self._scope, self._settings)
         visitor = visitor_for(request)
         cookie = read_receipt_cookie(request.cookies.receipt)
@@ -200,7 +207,9 @@ class _Response:
         plan = ResponsePlan(message.get("status", 200), headers)
         if self.state.receipt is not None:
             await self._keep_receipt(plan)
-        method = self.state._scope.get("method", "GET")
+        scope = self.state._scope
+        assert scope is not None  # a response starts while the app runs
+        method = scope.get("method", "GET")
         if (
             mw.settings.server_side_page_views
             and plan.page
@@ -304,8 +313,7 @@ class _Response:
             await self._send(self._with_cookies(start, plan))
             await self._send_chunks(chunks)
             return
-        length = sum(len(c) for c in rewritten)
-        headers = after_injection(plan, length)
+        headers = after_injection(plan, sum(map(len, rewritten)))
         await self._send(self._with_cookies({**start, "headers": headers}, plan))
         await self._send_chunks(rewritten)
 

@@ -27,7 +27,7 @@ ReceiptAction = Literal["optout", "optin", "identified", "anonymous"]
 ACTIONS: tuple[ReceiptAction, ...] = ("optout", "optin", "identified", "anonymous")
 # The code a source's answer leaves in the receipt cookie, so a changed answer is noticed.
 _ANSWER_CODES = {"anonymous": "a", "identified": "i"}
-_COOKIE_VALUE = re.compile(r"^(r[0-9a-f]{32})(?:\.([ai]))?$")
+_COOKIE_VALUE = re.compile(r"^(r[0-9a-f]{32})(?:\.([ai]))?\Z")
 # 19 digits in a row read as an everID to the audit (and to a person): an id is drawn again.
 _DIGIT_RUN = re.compile(r"\d{19}")
 
@@ -105,9 +105,14 @@ class ReceiptCookie(NamedTuple):
     answer: str | None
 
 
+_NO_RECEIPT = ReceiptCookie(None, None)
+
+
 def read_receipt_cookie(value: str | None) -> ReceiptCookie:
     """The receipt cookie's value (``PixelCookies.receipt``); a malformed one reads as absent."""
-    match = _COOKIE_VALUE.match(value or "")
+    if not value:
+        return _NO_RECEIPT
+    match = _COOKIE_VALUE.match(value)
     if match is None:
         return ReceiptCookie(None, None)
     return ReceiptCookie(match.group(1), match.group(2))

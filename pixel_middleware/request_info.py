@@ -12,11 +12,11 @@ from typing import Any
 
 from .addresses import client_ip
 from .consent_sources import consent_answer, cookie_names
-from .cookies import PixelCookies, pixel_cookies, read_cookies
+from .cookies import CookieNames, PixelCookies, pixel_cookies, read_cookies
 from .decision import Decision, decide, source_settings
 from .identity import new_marker_name
 from .receipts import RECEIPT_COOKIE
-from .settings import PixelSettings
+from .settings import PixelSettings, per_settings
 
 # The request headers any part of the package reads; everything else is skipped in the one pass.
 _READ = frozenset(
@@ -89,6 +89,10 @@ class RequestInfo:
         return self._headers.get(b"host")
 
     @property
+    def referer(self) -> str | None:
+        return self._headers.get(b"referer")
+
+    @property
     def https(self) -> bool:
         return self.scheme in ("https", "wss")
 
@@ -99,17 +103,10 @@ class RequestInfo:
     @property
     def cookies(self) -> PixelCookies:
         if self._cookies is None:
-            s = self.settings
             self._cookies = pixel_cookies(
                 self.cookie_header,
-                anonymous=s.anonymous_cookie_name,
-                ever_id=s.ever_id_cookie_name,
-                session_id=s.session_cookie_name,
-                opt_out=s.opt_out_name,
-                temporary=s.anonymous_session_cookie_name,
-                new=new_marker_name(s),
-                receipt=RECEIPT_COOKIE,
-                max_length=s.max_cookie_header_bytes,
+                _cookie_slots(self.settings),
+                max_length=self.settings.max_cookie_header_bytes,
             )
         return self._cookies
 
@@ -155,6 +152,19 @@ class RequestInfo:
             )
             self._client_ip = (address,)
         return self._client_ip[0]
+
+
+@per_settings
+def _cookie_slots(settings: PixelSettings) -> dict[str, int]:
+    return CookieNames(
+        anonymous=settings.anonymous_cookie_name,
+        ever_id=settings.ever_id_cookie_name,
+        session_id=settings.session_cookie_name,
+        opt_out=settings.opt_out_name,
+        temporary=settings.anonymous_session_cookie_name,
+        new=new_marker_name(settings),
+        receipt=RECEIPT_COOKIE,
+    ).slots
 
 
 def read_request(scope: MutableMapping[str, Any], settings: PixelSettings) -> RequestInfo:

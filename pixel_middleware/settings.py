@@ -12,20 +12,20 @@ import ipaddress
 import os
 import re
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .secret_key import resolve_secret_key
 from .store_url import parse_store
 
-TRACK_ID_RE = re.compile(r"^\d{15}(?:,\d{15})*$")
-PARAMETER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+TRACK_ID_RE = re.compile(r"^\d{15}(?:,\d{15})*\Z")
+PARAMETER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
 # RFC 6265 cookie-name = token; kept narrower on purpose so names survive every browser and proxy.
-COOKIE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-HOST_RE = re.compile(r"^[A-Za-z0-9.-]+$")
-TRACK_DOMAIN_RE = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?$")
-PREFIX_RE = re.compile(r"^(?:/[A-Za-z0-9._~-]+)+$")
+COOKIE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+\Z")
+HOST_RE = re.compile(r"^[A-Za-z0-9.-]+\Z")
+TRACK_DOMAIN_RE = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?\Z")
+PREFIX_RE = re.compile(r"^(?:/[A-Za-z0-9._~-]+)+\Z")
 
 DEFAULT_ANONYMOUS_COOKIE_MINUTES = 2_592_000  # the Smart Pixel's default: 1,800 days
 
@@ -541,3 +541,27 @@ def _check_type(settings: PixelSettings) -> None:
             ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
         if not ok:
             raise ValueError(f"{f.name} has the wrong type: {value!r} ({type(value).__name__})")
+
+
+_T = TypeVar("_T")
+
+
+def per_settings(make: Callable[[PixelSettings], _T]) -> Callable[[PixelSettings], _T]:
+    """``make(settings)``, worked out once per settings object and kept.
+
+    Keyed by the object's identity rather than its value: hashing sixty fields on every request
+    would cost more than most of what is kept. The entry holds the settings object, so its id
+    cannot pass to another object while the entry lives.
+    """
+    kept: dict[int, tuple[PixelSettings, _T]] = {}
+
+    def cached(settings: PixelSettings) -> _T:
+        entry = kept.get(id(settings))
+        if entry is None:
+            if len(kept) >= 64:
+                kept.clear()  # only a test suite makes this many settings
+            entry = kept[id(settings)] = (settings, make(settings))
+        return entry[1]
+
+    cached.__doc__ = make.__doc__
+    return cached

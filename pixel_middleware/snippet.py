@@ -47,16 +47,28 @@ def render_template(visitor: Visitor, *, nonce: str | None = None) -> str:
     )
 
 
-def _noscript_url(visitor: Visitor) -> str | None:
+def _has_noscript(visitor: Visitor) -> bool:
     # A page counted on the server gets no <noscript> pixel: it would count it twice. A visitor
     # who opted out of tracking gets none either.
-    if visitor.settings.server_side_page_views or not visitor.tracked:
-        return None
-    return visitor.pixel_url()
+    return not visitor.settings.server_side_page_views and visitor.tracked
+
+
+def _noscript_url(visitor: Visitor) -> str | None:
+    return visitor.pixel_url() if _has_noscript(visitor) else None
+
+
+def _noscript_url_parts(visitor: Visitor) -> tuple[str, str] | None:
+    return visitor.pixel_url_parts() if _has_noscript(visitor) else None
 
 
 class CompiledSnippet:
-    """The snippet template of one settings object, split into constant parts."""
+    """The snippet template of one settings object, split into constant parts.
+
+    Pages repeat: the snippet of a page (its name and parameters, the visitor's state) is kept,
+    cut where the ``<noscript>`` URL's time goes, so a page seen before costs one lookup and one
+    join. A snippet holding something of one visitor alone (customer data, another site's
+    referrer) or a per-response CSP nonce is made afresh and not kept.
+    """
 
     def __init__(self, settings: PixelSettings) -> None:
         self.settings = settings
@@ -64,6 +76,7 @@ class CompiledSnippet:
         static = config_json(static_config(settings))
         # '{…static…}' becomes '{…static…,' so that the per-page keys can follow.
         self._config_head = str(static)[:-1] + ","
+        self._pages: dict[tuple[object, ...], tuple[bytes, bytes | None]] = {}
 
     def _parts(self, with_nonce: bool, with_url: bool) -> list[str]:
         key = (with_nonce, with_url)
@@ -85,20 +98,49 @@ class CompiledSnippet:
 
     def render(self, visitor: Visitor, *, nonce: str | None = None) -> bytes:
         """This visitor's snippet as ASCII bytes, the same as :func:`render_template`'s."""
-        url = _noscript_url(visitor)
-        parts = self._parts(bool(nonce), bool(url))
-        out = parts.copy()
+        key = None if nonce else visitor.page_key()
+        cut = None if key is None else self._pages.get(key)
+        if cut is None:
+            cut = self._cut(visitor, nonce)
+            if key is not None:
+                if len(self._pages) >= _PAGES_KEPT:
+                    self._pages.clear()  # crude, but bounded whatever hosts and paths arrive
+                self._pages[key] = cut
+        head, tail = cut
+        return head if tail is None else b"%s%d%s" % (head, visitor.time_ms, tail)
+
+    def _cut(self, visitor: Visitor, nonce: str | None) -> tuple[bytes, bytes | None]:
+        """The snippet before and after the time field (after: None when it has none)."""
+        url = _noscript_url_parts(visitor)
+        parts = self._parts(bool(nonce), url is not None)
+        out: list[str] = []
+        cut_at = -1
         # Markers sit at odd positions of the split list, constant text at even ones.
-        for i in range(1, len(out), 2):
-            marker = out[i]
-            if marker == _CONFIG:
-                out[i] = self._config_head + _dynamic_config(visitor)
-            elif marker == _NONCE:
-                out[i] = escape(nonce)
+        for i, part in enumerate(parts):
+            if i % 2 == 0:
+                out.append(part)
+            elif part == _CONFIG:
+                out.append(self._config_head + _dynamic_config(visitor))
+            elif part == _NONCE:
+                out.append(escape(nonce))
             else:
-                out[i] = escape(url)
+                assert url is not None
+                # HTML escaping maps single characters, so escaping the halves escapes the URL.
+                out.append(escape(url[0]))
+                cut_at = len(out)
+                out.append(escape(url[1]))
         # Every value is ASCII already (JSON with \u escapes, percent-encoded URL, nonce token).
-        return "".join(out).encode("ascii", "xmlcharrefreplace")
+        if cut_at < 0:
+            return _ascii("".join(out)), None
+        return _ascii("".join(out[:cut_at])), _ascii("".join(out[cut_at:]))
+
+
+# Distinct pages (name, parameters, visitor state) whose snippet is kept per settings.
+_PAGES_KEPT = 1024
+
+
+def _ascii(text: str) -> bytes:
+    return text.encode("ascii", "xmlcharrefreplace")
 
 
 def _dynamic_config(visitor: Visitor) -> str:

@@ -150,26 +150,42 @@ class Visitor:
         cookie), so it is safe to put into HTML. ``with_identity=True`` adds ``eid`` for an
         identified visitor, for server-to-server sending only.
         """
-        if with_identity:
-            query = wire.encode(self.page_params(with_identity=True))
-            return f"{self.hit_endpoint()}?{query}"
-        # Pages repeat: the URL around the time is worked out once per page and state.
-        key = (
-            id(self.settings),
+        query = wire.encode(self.page_params(with_identity=with_identity))
+        return f"{self.hit_endpoint()}?{query}"
+
+    def pixel_url_parts(self) -> tuple[str, str]:
+        """``pixel_url()`` cut where the time goes: ``before + str(time_ms) + after``."""
+        params = wire.page_request(
+            page_name=self._page_name,
+            data=self.data(),
+            time_ms=_TIME_MARK,
+            referrer=self._referrer,
+            page_url=self._page_url,
+        )
+        enforced = wire.enforce(params, self.settings, anonymous=self.anonymous, ever_id=None)
+        query = wire.encode(enforced)
+        before, _, after = f"{self.hit_endpoint()}?{query}".partition(f",{_TIME_MARK},")
+        return before + ",", "," + after
+
+    @property
+    def time_ms(self) -> int:
+        """When the page was requested, in milliseconds since the epoch (the ``p`` time field)."""
+        return self._time_ms
+
+    def page_key(self) -> tuple[object, ...] | None:
+        """Everything the page's snippet depends on but the time, or None when it holds
+        something of this visitor alone (customer data, a referrer from another site), which no
+        cache should keep."""
+        if self._customer or self._referrer not in ("0", "1"):
+            return None
+        return (
             self._page_name,
-            tuple(self.data()),
+            tuple(self._page.items()),
+            self.decision,
+            self._gpc,
             self._referrer,
             self._page_url,
-            self.anonymous,
         )
-        cached = _URL_PARTS.get(key)
-        if cached is None or cached[0] is not self.settings:
-            if len(_URL_PARTS) >= _URL_PARTS_MAX:
-                _URL_PARTS.clear()
-            parts = _pixel_url_parts(self.settings, *key[1:])
-            cached = _URL_PARTS[key] = (self.settings, parts)
-        before, after = cached[1]
-        return f"{before}{self._time_ms}{after}"
 
     def config(self) -> dict[str, Any]:
         """The browser script's configuration: settings and page data, and no identifier."""
@@ -225,29 +241,6 @@ def static_config(settings: PixelSettings) -> dict[str, Any]:
 _TIME_MARK = -999_999  # quoted values cannot hold ",-999999,": only the time field can
 
 
-# Keyed by the settings object's id (checked on use) rather than the settings themselves:
-# hashing a frozen dataclass of sixty fields on every page cost more than the URL it saves.
-_URL_PARTS: dict[tuple[object, ...], tuple[PixelSettings, tuple[str, str]]] = {}
-_URL_PARTS_MAX = 4096
-
-
-def _pixel_url_parts(
-    settings: PixelSettings,
-    page_name: str,
-    data: tuple[tuple[str, str], ...],
-    referrer: str,
-    page_url: str | None,
-    anonymous: bool,
-) -> tuple[str, str]:
-    """The page request URL without identity, cut where its time goes."""
-    params = wire.page_request(
-        page_name=page_name, data=data, time_ms=_TIME_MARK, referrer=referrer, page_url=page_url
-    )
-    query = wire.encode(wire.enforce(params, settings, anonymous=anonymous, ever_id=None))
-    before, _, after = f"{hit_endpoint(settings)}?{query}".partition(f",{_TIME_MARK},")
-    return before + ",", "," + after
-
-
 def hit_endpoint(settings: PixelSettings) -> str:
     """Where pixel requests for this site go: first-party unless configured otherwise."""
     if settings.send_to_track_domain:
@@ -273,7 +266,7 @@ def visitor_for(request: RequestInfo) -> Visitor:
         request.cookies,
         page_name=host + path,
         page_url=f"{request.scheme}://{host}{path}" if host else None,
-        referrer=wire.referrer_field(request.header("referer"), host or None),
-        time_ms=int(time.time() * 1000),
+        referrer=wire.referrer_field(request.referer, host or None),
+        time_ms=time.time_ns() // 1_000_000,
         gpc=request.gpc,
     )

@@ -34,7 +34,7 @@ _SERVER_SET = frozenset({"eid", "nc", "one", "fns"})
 _TEMPORARY = frozenset({"fpv", "fpt"})
 TEMPORARY_SESSION_VERSION = "2.1.0"  # what the Smart Pixel sends as fpt
 # RFC 3986 query characters; browsers escape everything else (spaces, quotes, <, >, non-ASCII).
-_RAW_VALUE_RE = re.compile(r"^(?:[A-Za-z0-9\-._~!$'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$")
+_RAW_VALUE_RE = re.compile(r"^(?:[A-Za-z0-9\-._~!$'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*\Z")
 _RAW_CHAR_RE = re.compile(r"%[0-9A-Fa-f]{2}|[A-Za-z0-9\-._~!$'()*+,;=:@/?]")
 _LINE_SPACE = " \t\r\n"
 _P_RE = re.compile(r"^\d+(?:,|$)")
@@ -293,8 +293,15 @@ def page_request(
 
 def check_data_name(name: str) -> str:
     """Validate a data parameter name given by application code."""
+    if name in _CHECKED_NAMES:
+        return name  # a page's names repeat on every request: each is checked once
     if not PARAMETER_NAME_RE.match(name):
         raise ValueError(f"parameter names must match ^[A-Za-z0-9_-]+$, got {name!r}")
     if name in _SERVER_SET or name in {"p", "pu", "la"}:
         raise ValueError(f"{name!r} is set by the middleware, not by application code")
+    if len(_CHECKED_NAMES) < 4096:  # names come from code, not requests; bounded all the same
+        _CHECKED_NAMES.add(name)
     return name
+
+
+_CHECKED_NAMES: set[str] = set()

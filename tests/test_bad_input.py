@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from pixel_middleware import PixelMiddleware, inject
+from pixel_middleware import PixelMiddleware, inject, wire
 from pixel_middleware.cookies import read_cookies
 
 from .asgi import html_app, request
@@ -163,3 +164,12 @@ def test_every_endpoint_survives_anything(
     # Whatever the input, no identifier cookie is ever written for an anonymous request.
     if sp_anonymous and path.startswith(f"/_pixel/{TRACK_ID}"):
         assert not any("wtstp_eid=8" in line for line in r.header_values("set-cookie"))
+
+
+def test_a_trailing_newline_is_not_taken_as_valid() -> None:
+    assert wire.sanitize("abc\n") == "abc%0A"
+    with pytest.raises(ValueError):
+        wire.check_data_name("cp1\n")
+    wire.check_data_name("cp1")  # and a valid name, once checked, stays valid
+    with pytest.raises(ValueError):
+        wire.check_data_name("cp1\n")

@@ -129,3 +129,57 @@ def test_excluded_paths_get_no_visitor_cookie_or_snippet() -> None:
         assert r.body == PAGE and r.header_values("set-cookie") == []
         assert seen[path] is False
     assert b"pixel-middleware-config" in request(mw, "/admin").body
+
+
+def _garbage_after(app: Any, paths: list[str], rounds: int = 50) -> int:
+    """How many objects only the cycle collector could free after ``rounds`` of requests."""
+    import asyncio
+    import gc
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    async def requests() -> None:
+        for _ in range(rounds):
+            for path in paths:
+                scope = {
+                    "type": "http",
+                    "method": "GET",
+                    "scheme": "http",
+                    "path": path,
+                    "query_string": b"",
+                    "headers": [(b"host", b"shop.example"), (b"cookie", b"wtstp_eid=1")],
+                    "client": ("127.0.0.1", 1),
+                }
+                await app(scope, receive, send)
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(requests())  # warm-up: lazy caches fill here
+        gc.collect()
+        gc.disable()
+        try:
+            loop.run_until_complete(requests())
+            return gc.collect()
+        finally:
+            gc.enable()
+    finally:
+        loop.close()
+
+
+def test_a_request_leaves_nothing_for_the_garbage_collector() -> None:
+    """The scope holds the state and the state the scope; the pair is broken when the request
+    ends, so that a busy server does not run the cycle collector for every few requests."""
+    page = html_app(PAGE, headers=HTML)
+    api = html_app(b"{}", headers=JSON)
+
+    async def site(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/tracked" and "state" in scope:
+            get_visitor(scope).page("tracked")
+        await (page if scope["path"] != "/api" else api)(scope, receive, send)
+
+    paths = ["/", "/api", "/tracked", "/_pixel/status"]
+    assert _garbage_after(wrap(site), paths) <= _garbage_after(site, paths)

@@ -266,3 +266,19 @@ def test_report_time_zone() -> None:
     assert settings(report_time_zone="Europe/Berlin").report_time_zone == "Europe/Berlin"
     with pytest.raises(ValueError, match="report_time_zone must be an IANA"):
         settings(report_time_zone="CEST+2")
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("anonymous_cookie_name", "miCookieOptOut\n"),
+        ("prefix", "/_pixel\n"),
+        ("cookie_domain", "shop.example\n"),
+        ("suppress_parameter", ("cd\n",)),
+    ],
+)
+def test_a_trailing_newline_is_refused(field: str, value: object) -> None:
+    """``$`` in a regex matches before a final newline; a name ending in one would reach a
+    Set-Cookie line or a pixel request."""
+    with pytest.raises(ValueError):
+        settings(**{field: value})
