@@ -42,6 +42,9 @@ async def _send_hits(app: apps.App, hits: int) -> None:
     for i in range(hits):
         if await call(app, path, QUERY, anonymous if i % 2 else b"") != 200:
             raise RuntimeError(f"{path} did not answer 200")
+        # A server's loop runs its other tasks between requests (the sink's writer among them);
+        # a loop that never yields would starve them as no server does.
+        await asyncio.sleep(0)
 
 
 async def _stored(sink: Sink) -> None:
@@ -56,10 +59,14 @@ async def _stored(sink: Sink) -> None:
 async def hit_rate(sink: Sink, hits: int) -> float:
     """Hits per second through the wt endpoint, counting until the sink has written them all.
 
-    A few hits go through first, uncounted, so that the store's one-time setup (a new SQLite
-    file and its schema, a connection) is not part of the rate.
+    The sink is started as a server's lifespan starts it. A few hits go through first,
+    uncounted, so that the store's one-time setup (a new SQLite file and its schema, a
+    connection) is not part of the rate.
     """
     app = PixelMiddleware(apps.site(), settings=apps.settings(), sink=sink)
+    start = getattr(sink, "start", None)
+    if start is not None:
+        await start()  # as a server's lifespan does: the writer then runs on this loop
     try:
         await _send_hits(app, WARMUP_HITS)
         await _stored(sink)

@@ -701,6 +701,50 @@ def test_start_replays_what_a_previous_run_left(tmp_path: Path) -> None:
     asyncio.run(sink.close())
 
 
+def test_a_started_sink_writes_on_the_servers_loop(tmp_path: Path) -> None:
+    """After ``start`` (a server's lifespan) the writer is a task on that loop: no thread
+    competes with the server's for the interpreter lock."""
+    backend = Slow(0)
+    backend.name = "slow-on-the-servers-loop"
+    sink = BufferedSink(backend, spool_dir=tmp_path)
+    hits = [numbered(i) for i in range(50)]
+
+    async def serve() -> list[threading.Thread]:
+        await sink.start()
+        await sink.write(hits)
+        for _ in range(200):
+            if len(backend.written) == len(hits):
+                break
+            await asyncio.sleep(0.01)
+        threads = [t for t in threading.enumerate() if t.name == f"pixel-{backend.name}"]
+        await sink.close()
+        return threads
+
+    assert asyncio.run(serve()) == []
+    assert sorted(backend.written) == sorted(h.hit_id for h in hits)
+
+
+def test_a_loop_that_goes_away_mid_batch_loses_nothing(tmp_path: Path) -> None:
+    """The server's loop ends (no lifespan shutdown) while a batch is in the backend's hands:
+    the batch goes back to the queue and a writer thread stores it, and the hits behind it."""
+    backend = Slow(0.3)
+    sink = BufferedSink(backend, spool_dir=tmp_path, patience=5, linger=0.01)
+    hits = [numbered(i) for i in range(30)]
+
+    async def serve_briefly() -> None:
+        await sink.start()
+        await sink.write(hits[:10])
+        await asyncio.sleep(0.1)  # the first batch is now in the backend, for 0.3 s
+        await sink.write(hits[10:])
+
+    asyncio.run(serve_briefly())  # cancels the writer task on its way out
+    deadline = time.monotonic() + 30
+    while len(set(backend.written)) < len(hits) and time.monotonic() < deadline:
+        time.sleep(0.05)  # no flush: the thread that took over writes on its own
+    assert sorted(set(backend.written)) == sorted(h.hit_id for h in hits)
+    asyncio.run(sink.close())
+
+
 def test_write_durably_returns_once_the_hits_are_saved(tmp_path: Path) -> None:
     """Stored when the backend answers; spooled when it hangs; refused when neither works."""
     quick = Slow(0)
