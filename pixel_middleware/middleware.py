@@ -91,51 +91,78 @@ class PixelMiddleware:
         if self._excluded and path.startswith(self._excluded):
             await self.app(scope, receive, send)
             return
-        state = _State(scope, self.settings, self._source_receipts)
-        scope["state"] = state
-        response = _Response(self, state, send)
+        exchange = _Exchange(self, scope, send)
+        scope["state"] = exchange
         try:
-            await self.app(scope, receive, response.send)
+            await self.app(scope, receive, exchange.send)
         finally:
-            # The scope holds the state and the state the scope: left as it is, the pair (and
-            # everything they hold) would wait for the garbage collector after every request.
-            state._scope = None
+            # The scope holds the exchange and the exchange the scope: left as it is, the pair
+            # (and everything they hold) would wait for the garbage collector after every
+            # request.
+            exchange._scope = None
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         await SinkLifespan(self.sink).wrap(self.app, scope, receive, send)
 
 
-class _State(dict[str, Any]):
-    """``scope["state"]`` whose ``"pixel"`` entry is the visitor, made when first read.
+class _Exchange(dict[str, Any]):
+    """One request on its way through: ``scope["state"]`` for the app, and the responder.
 
+    As ``scope["state"]`` its ``"pixel"`` entry is the visitor, made when first read:
     Starlette's ``request.state.pixel``, Django's ``request.scope["state"]["pixel"]``,
-    ``get_visitor`` and the template helpers all read it the same way.
+    ``get_visitor`` and the template helpers all read it the same way. As the responder, its
+    ``send`` passes the response on, or holds an HTML page, injects and releases it. One object,
+    not two: every request pays for each object made for it.
     """
 
-    __slots__ = ("_scope", "_settings", "_source_receipts", "receipt", "request")
+    __slots__ = (
+        "_scope",
+        "_send",
+        "chunks",
+        "middleware",
+        "page_view_stored",
+        "passthrough",
+        "plan",
+        "receipt",
+        "request",
+        "size",
+        "start",
+    )
 
-    def __init__(self, scope: Scope, settings: PixelSettings, source_receipts: bool) -> None:
+    plan: ResponsePlan | None
+    chunks: list[bytes]
+    size: int
+
+    def __init__(self, middleware: PixelMiddleware, scope: Scope, send: Send) -> None:
         existing = scope.get("state")
         if existing:  # a server's lifespan state stays visible to the app
             self.update(existing)
+        self.middleware = middleware
         self._scope: Scope | None = scope
-        self._settings = settings
-        self._source_receipts = source_receipts
+        self._send = send
         self.request: RequestInfo | None = None
         # A consent manager's changed answer, to be written when the response starts.
         self.receipt: Receipt | None = None
+        self.start: Message | None = None  # held while the body may still be rewritten
+        # plan, chunks and size are set when a page is held: most responses never are.
+        self.passthrough = False
+        self.page_view_stored = False
+
+    # ------------------------------------------------------------ scope["state"]
 
     def __missing__(self, key: str) -> Any:
         if key != "pixel":
             raise KeyError(key)
         if self._scope is None:
             raise LookupError("the request is over: the visitor was never read while it ran")
-        request = self.request = RequestInfo(self._scope, self._settings)
+        mw = self.middleware
+        settings = mw.settings
+        request = self.request = RequestInfo(self._scope, settings)
         visitor = visitor_for(request)
         cookie = read_receipt_cookie(request.cookies.receipt)
-        if self._source_receipts:
+        if mw._source_receipts:
             # Decided here, with the visitor, so that the page can already show the new id.
-            self.receipt = source_receipt(self._settings, request.decision, cookie, gpc=request.gpc)
+            self.receipt = source_receipt(settings, request.decision, cookie, gpc=request.gpc)
         visitor.receipt_id = self.receipt.receipt_id if self.receipt else cookie.receipt_id
         self["pixel"] = visitor
         return visitor
@@ -153,40 +180,18 @@ class _State(dict[str, Any]):
         visitor: Visitor = self["pixel"]
         return visitor
 
-
-class _Response:
-    """One response on its way out: passes through, or is held, injected and released."""
-
-    __slots__ = (
-        "_send",
-        "chunks",
-        "middleware",
-        "page_view_stored",
-        "passthrough",
-        "plan",
-        "size",
-        "start",
-        "state",
-    )
-
-    plan: ResponsePlan | None
-    chunks: list[bytes]
-    size: int
-
-    def __init__(self, middleware: PixelMiddleware, state: _State, send: Send) -> None:
-        self.middleware = middleware
-        self.state = state
-        self._send = send
-        self.start: Message | None = None  # held while the body may still be rewritten
-        # plan, chunks and size are set when a page is held: most responses never are.
-        self.passthrough = False
-        self.page_view_stored = False
+    # ------------------------------------------------------------ the response
 
     async def send(self, message: Message) -> None:
         if self.passthrough:
             await self._send(message)
         elif message["type"] == "http.response.start":
-            await self._on_start(message)
+            if self.request is None and not _html(message.get("headers", ())):
+                # The common case of an API: nothing to add, nothing to read. Pass it on.
+                self.passthrough = True
+                await self._send(message)
+            else:
+                await self._on_start(message)
         elif message["type"] == "http.response.body" and self.start is not None:
             await self._on_body(message)
         else:
@@ -198,23 +203,17 @@ class _Response:
 
     async def _on_start(self, message: Message) -> None:
         mw = self.middleware
-        headers = message.get("headers", ())
-        if self.state.request is None and not _html(headers):
-            # The common case of an API: nothing to add, nothing to read. Pass it on as it is.
-            self.passthrough = True
-            await self._send(message)
-            return
-        plan = ResponsePlan(message.get("status", 200), headers)
-        if self.state.receipt is not None:
+        plan = ResponsePlan(message.get("status", 200), message.get("headers", ()))
+        if self.receipt is not None:
             await self._keep_receipt(plan)
-        scope = self.state._scope
+        scope = self._scope
         assert scope is not None  # a response starts while the app runs
         method = scope.get("method", "GET")
         if (
             mw.settings.server_side_page_views
             and plan.page
             and method == "GET"
-            and self.state.visitor.tracked
+            and self.visitor.tracked
         ):
             await self._record_page_view()
         if mw.settings.inject and plan.injectable(method):
@@ -226,26 +225,26 @@ class _Response:
     async def _keep_receipt(self, plan: ResponsePlan) -> None:
         """Write the receipt of a consent manager's changed answer, before the response starts
         (its cookie goes with this response)."""
-        receipt = self.state.receipt
+        receipt = self.receipt
         assert receipt is not None
         if plan.publicly_cacheable:
             # A shared cache would hand this receipt cookie to everyone: a later page records it.
-            self.state.receipt = None
+            self.receipt = None
             return
         try:
             await write_receipts(self.middleware.sink, [receipt])
         except Exception:
             # The page must not fail for its receipt; without the cookie, the next page retries.
             logger.exception("consent receipt %s could not be kept", receipt.receipt_id)
-            self.state.receipt = None
+            self.receipt = None
 
     def _with_cookies(self, message: Message, plan: ResponsePlan) -> Message:
         """``message`` with the identifier cookies of the visitor, if one was made, and the
         receipt cookie of a receipt written for it."""
-        if self.state.request is None:
+        if self.request is None:
             return message  # no visitor was made: nothing to write
-        identity = self.state.visitor.identity
-        receipt = self.state.receipt
+        identity = self.visitor.identity
+        receipt = self.receipt
         if not (
             identity.changes_cookies or identity.new_visitor or identity.new_session or receipt
         ):
@@ -256,22 +255,22 @@ class _Response:
         if marker is not None:
             writes.append(marker)
         if receipt is not None:
-            code = source_answer_code(self.state.visitor.decision)
+            code = source_answer_code(self.visitor.decision)
             writes.append(receipt_cookie(settings, receipt.receipt_id, code))
         if writes and plan.publicly_cacheable:
             # A shared cache would hand this visitor's new everID to everyone: write it later.
             writes = [w for w in writes if w.expires]
         if not writes:
             return message
-        request = self.state.request
+        request = self.request
         assert request is not None
         lines = set_cookie_lines(writes, secure=request.secure, domain=settings.cookie_domain)
         return {**message, "headers": with_cookies(message.get("headers", ()), lines)}
 
     async def _record_page_view(self) -> None:
         """Count this page on the server (no browser script needed), as the visitor allows."""
-        visitor = self.state.visitor
-        request = self.state.request
+        visitor = self.visitor
+        request = self.request
         assert request is not None
         mw = self.middleware
         hit = make_hit(
@@ -342,7 +341,7 @@ class _Response:
         position = body_close_position(chunks)
         if position is None:
             return None
-        snippet = self.middleware._snippet.render(self.state.visitor, nonce=csp_nonce(plan.csp))
+        snippet = self.middleware._snippet.render(self.visitor, nonce=csp_nonce(plan.csp))
         injected = splice(chunks, position, snippet)
         return [gzip_bytes(b"".join(injected))] if plan.gzipped else injected
 
