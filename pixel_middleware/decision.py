@@ -77,7 +77,7 @@ def decide(
         return Decision(
             anonymous=anonymous, choice_made=True, reason="consent-source", source=source
         )
-    return decide_present(settings, cookie_present(cookie_value), gpc=gpc)
+    return decide_present(settings, bool(cookie_value), gpc=gpc)  # cookie_present, inlined
 
 
 def decide_present(settings: PixelSettings, present: bool, *, gpc: bool = False) -> Decision:

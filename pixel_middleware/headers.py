@@ -31,6 +31,7 @@ class ResponsePlan:
         "gzipped",
         "headers",
         "html",
+        "page",
         "status",
     )
 
@@ -75,11 +76,8 @@ class ResponsePlan:
         self.cache_control = b",".join(cache_control).decode("latin-1").lower()
         self.csp = b"; ".join(csp).decode("latin-1") if csp else None
         self.gzipped = self.encoding == b"gzip"
-
-    @property
-    def page(self) -> bool:
-        """A 200 HTML page that is not a download: one a browser shows, and counts."""
-        return self.status == 200 and self.html and not self.attachment
+        # A 200 HTML page that is not a download: one a browser shows, and counts.
+        self.page = status == 200 and self.html and not self.attachment
 
     def injectable(self, method: str) -> bool:
         """Whether the snippet may go in (DESIGN §6), before the body is seen.

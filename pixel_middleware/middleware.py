@@ -314,7 +314,10 @@ class _Exchange(dict[str, Any]):
             return
         headers = after_injection(plan, sum(map(len, rewritten)))
         await self._send(self._with_cookies({**start, "headers": headers}, plan))
-        await self._send_chunks(rewritten)
+        if len(rewritten) == 1:
+            await self._send({"type": "http.response.body", "body": rewritten[0]})
+        else:
+            await self._send_chunks(rewritten)
 
     async def _send_chunks(self, chunks: list[bytes]) -> None:
         """The page as the app's own chunks: no copy of the whole page is made to send it."""
@@ -341,7 +344,8 @@ class _Exchange(dict[str, Any]):
         position = body_close_position(chunks)
         if position is None:
             return None
-        snippet = self.middleware._snippet.render(self.visitor, nonce=csp_nonce(plan.csp))
+        nonce = csp_nonce(plan.csp) if plan.csp else None
+        snippet = self.middleware._snippet.render(self.visitor, nonce=nonce)
         injected = splice(chunks, position, snippet)
         return [gzip_bytes(b"".join(injected))] if plan.gzipped else injected
 

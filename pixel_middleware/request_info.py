@@ -44,22 +44,25 @@ class RequestInfo:
 
     __slots__ = (
         "_client_ip",
-        "_cookies",
         "_decision",
         "_headers",
         "_peer",
         "cookie_header",
+        "cookies",
+        "gpc",
+        "host",
         "method",
         "path",
+        "referer",
         "scheme",
         "settings",
     )
 
     def __init__(self, scope: MutableMapping[str, Any], settings: PixelSettings) -> None:
         self.settings = settings
-        self.method = str(scope.get("method", "GET")).upper()
-        self.path = str(scope.get("path", "/"))
-        self.scheme = str(scope.get("scheme", "http"))
+        self.method = scope.get("method", "GET").upper()
+        self.path: str = scope.get("path", "/")
+        self.scheme: str = scope.get("scheme", "http")
         headers: dict[bytes, str] = {}
         cookies: list[str] = []
         for key, value in scope.get("headers", ()):
@@ -71,9 +74,16 @@ class RequestInfo:
         self._headers = headers
         # Several Cookie headers are legal over HTTP/2; they join with "; ".
         self.cookie_header = "; ".join(cookies) if cookies else None
+        # Every user of a request reads the pixel's cookies: read here, with the other facts.
+        self.cookies: PixelCookies = pixel_cookies(
+            self.cookie_header, _cookie_slots(settings), max_length=settings.max_cookie_header_bytes
+        )
+        self.host: str | None = headers.get(b"host")
+        self.referer: str | None = headers.get(b"referer")
+        # Sec-GPC: 1 (Global Privacy Control).
+        self.gpc: bool = headers.get(b"sec-gpc", "").strip() == "1"
         client = scope.get("client")
         self._peer: str | None = str(client[0]) if client else None
-        self._cookies: PixelCookies | None = None
         self._decision: Decision | None = None
         self._client_ip: tuple[str | None] | None = None
 
@@ -85,30 +95,8 @@ class RequestInfo:
         return self._headers.get(key)
 
     @property
-    def host(self) -> str | None:
-        return self._headers.get(b"host")
-
-    @property
-    def referer(self) -> str | None:
-        return self._headers.get(b"referer")
-
-    @property
     def https(self) -> bool:
         return self.scheme in ("https", "wss")
-
-    @property
-    def gpc(self) -> bool:
-        return self._headers.get(b"sec-gpc", "").strip() == "1"
-
-    @property
-    def cookies(self) -> PixelCookies:
-        if self._cookies is None:
-            self._cookies = pixel_cookies(
-                self.cookie_header,
-                _cookie_slots(self.settings),
-                max_length=self.settings.max_cookie_header_bytes,
-            )
-        return self._cookies
 
     @property
     def decision(self) -> Decision:
