@@ -396,12 +396,14 @@ class BufferedSink:
             self._spool_pending = True
             self._down_until = 0.0
             self._signal()
+            pause = 0.001  # a flush usually ends within milliseconds: look often, then less
             while (
                 self._queue or self._in_hand or self._pending or self._stuck or self.spool.files()
             ):
                 if time.monotonic() > deadline:
                     return False
-                time.sleep(0.005)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
             return True
         finally:
             with self._lock:
