@@ -73,7 +73,9 @@ class ResponsePlan:
                 cache_control.append(value)
             elif name == b"content-security-policy":
                 csp.append(value)
-        self.cache_control = b",".join(cache_control).decode("latin-1").lower()
+        self.cache_control = (
+            b",".join(cache_control).decode("latin-1").lower() if cache_control else ""
+        )
         self.csp = b"; ".join(csp).decode("latin-1") if csp else None
         self.gzipped = self.encoding == b"gzip"
         # A 200 HTML page that is not a download: one a browser shows, and counts.

@@ -139,13 +139,20 @@ def _garbage_after(app: Any, paths: list[str], rounds: int = 50) -> int:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
-        pass
+    class Cycle:
+        """As a server's request cycle: its ``send`` is a method of an object that holds the
+        scope (uvicorn's ``RequestResponseCycle`` does)."""
+
+        def __init__(self, scope: dict[str, Any]) -> None:
+            self.scope = scope
+
+        async def send(self, message: dict[str, Any]) -> None:
+            pass
 
     async def requests() -> None:
         for _ in range(rounds):
             for path in paths:
-                scope = {
+                scope: dict[str, Any] = {
                     "type": "http",
                     "method": "GET",
                     "scheme": "http",
@@ -154,7 +161,7 @@ def _garbage_after(app: Any, paths: list[str], rounds: int = 50) -> int:
                     "headers": [(b"host", b"shop.example"), (b"cookie", b"wtstp_eid=1")],
                     "client": ("127.0.0.1", 1),
                 }
-                await app(scope, receive, send)
+                await app(scope, receive, Cycle(scope).send)
 
     loop = asyncio.new_event_loop()
     try:
