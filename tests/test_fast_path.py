@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 from pixel_middleware import PixelMiddleware, get_visitor
 
 from .asgi import html_app, request
-from .helpers import set_cookies, settings
+from .helpers import TRACK_ID, set_cookies, settings
 
 JSON = [(b"content-type", b"application/json")]
 HTML = [(b"content-type", b"text/html; charset=utf-8")]
@@ -157,7 +157,7 @@ def _garbage_after(app: Any, paths: list[str], rounds: int = 50) -> int:
                     "method": "GET",
                     "scheme": "http",
                     "path": path,
-                    "query_string": b"",
+                    "query_string": b"p=600,home,0,0,0,0,1700000000000,0,0,0&cp1=x",
                     "headers": [(b"host", b"shop.example"), (b"cookie", b"wtstp_eid=1")],
                     "client": ("127.0.0.1", 1),
                 }
@@ -188,5 +188,5 @@ def test_a_request_leaves_nothing_for_the_garbage_collector() -> None:
             get_visitor(scope).page("tracked")
         await (page if scope["path"] != "/api" else api)(scope, receive, send)
 
-    paths = ["/", "/api", "/tracked", "/_pixel/status"]
+    paths = ["/", "/api", "/tracked", "/_pixel/status", f"/_pixel/{TRACK_ID}/wt"]
     assert _garbage_after(wrap(site), paths) <= _garbage_after(site, paths)
