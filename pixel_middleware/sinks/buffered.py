@@ -320,50 +320,8 @@ class BufferedSink:
         and they were queued."""
         if not hits:
             return None
-        waiter = None
-        size = _cost(hits[0]) if len(hits) == 1 else sum(map(_cost, hits))
-        with self._lock:
-            if self._closing:  # a server may run several lifespans: open again
-                self._closing, self._deadline = False, None
-            # Before refusing: a writer that stopped would never end the refusal.
-            self._ensure_writer()
-            if self._refusing:
-                raise SinkUnavailable(
-                    f"{self.backend.name}: neither the store nor the spool can take hits"
-                )
-            fits = (
-                len(self._queue) + len(hits) <= self.max_queue
-                and self._queue_bytes + size <= self.max_queue_bytes
-            )
-            if fits:
-                before = len(self._queue)
-                was_empty = not before
-                self._queue.extend(hits)
-                self._queue_bytes += size
-                now = time.monotonic()
-                stamps = self._stamps
-                if stamps and now - stamps[-1][0] < _STAMP_SHARED:
-                    # Counted with the write just before: as old as that one, a little older
-                    # than they are, which only ever spools them a moment early.
-                    stamps[-1][1] += len(hits)
-                else:
-                    stamps.append([now, len(hits)])
-                start = self._queued_count
-                self._queued_count += len(hits)
-                if durable:
-                    waiter = _Waiter(start, self._queued_count)
-                    self._waiters.append(waiter)
-                # A durable write wakes the writer at once: it is waiting for the answer.
-                # Once when a batch is full, not on every write after: each wake-up is a
-                # syscall and a thread switch that the request path pays for.
-                wake = (
-                    (was_empty and self._waiting)
-                    or before < self.batch_size <= len(self._queue)
-                    or waiter is not None
-                )
-        if fits:
-            if wake:
-                self._signal()
+        queued, waiter = self._enqueue(hits, durable)
+        if queued:
             return waiter
         # The backend is behind and memory is full: the disk keeps these, or the client retries.
         try:
@@ -374,6 +332,56 @@ class BufferedSink:
         self._spool_pending = True
         self._signal()
         return None
+
+    def _enqueue(self, hits: Sequence[Record], durable: bool) -> tuple[bool, _Waiter | None]:
+        """Append ``hits`` to the memory queue if it has room: (queued, waiter if durable).
+
+        Plain, not a coroutine: this runs for every hit, on the request path.
+        """
+        waiter = None
+        count = len(hits)
+        size = _cost(hits[0]) if count == 1 else sum(map(_cost, hits))
+        with self._lock:
+            if self._closing:  # a server may run several lifespans: open again
+                self._closing, self._deadline = False, None
+            # Before refusing: a writer that stopped would never end the refusal.
+            task = self._task
+            if task is None or task.done() or not task.get_loop().is_running():
+                self._ensure_writer()
+            if self._refusing:
+                raise SinkUnavailable(
+                    f"{self.backend.name}: neither the store nor the spool can take hits"
+                )
+            queue = self._queue
+            before = len(queue)
+            if before + count > self.max_queue or self._queue_bytes + size > self.max_queue_bytes:
+                return False, None
+            queue.extend(hits)
+            self._queue_bytes += size
+            now = time.monotonic()
+            stamps = self._stamps
+            if stamps and now - stamps[-1][0] < _STAMP_SHARED:
+                # Counted with the write just before: as old as that one, a little older than
+                # they are, which only ever spools them a moment early.
+                stamps[-1][1] += count
+            else:
+                stamps.append([now, count])
+            start = self._queued_count
+            self._queued_count += count
+            if durable:
+                waiter = _Waiter(start, self._queued_count)
+                self._waiters.append(waiter)
+            # A durable write wakes the writer at once: it is waiting for the answer. Once when
+            # a batch is full, not on every write after: each wake-up of a writer thread is a
+            # syscall and a thread switch that the request path pays for.
+            wake = (
+                (not before and self._waiting)
+                or before < self.batch_size <= before + count
+                or waiter is not None
+            )
+        if wake:
+            self._signal()
+        return True, waiter
 
     async def close(self) -> None:
         task = self._task
