@@ -6,11 +6,10 @@ the README is exactly the code below.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal, NamedTuple
 
 from .consent_sources import SourceSettings
-from .settings import PixelSettings
+from .settings import PixelSettings, per_settings
 
 Reason = Literal[
     "disabled",
@@ -111,7 +110,7 @@ def cookie_write_for(settings: PixelSettings, action: Action) -> bool:
     return make_anonymous != settings.anonymous_opt_in
 
 
-@lru_cache(maxsize=32)
+@per_settings  # asked on every request with a consent source: never hash the settings for it
 def source_settings(settings: PixelSettings) -> SourceSettings:
     """The consent managers' part of the settings, made once per settings."""
     return SourceSettings(

@@ -131,16 +131,11 @@ def plan_identity(
             write_temporary=temporary is not None,
             expire_temporary=temporary is None and cookies.temporary is not None,
         )
-    if (
-        not rotate
-        and valid_ever_id(cookies.ever_id)
-        and valid_session_id(cookies.session_id)
-        and cookies.temporary is None
-        and cookies.new is None
-    ):
-        return IdentityState(cookies.ever_id, cookies.session_id)  # returning: nothing to write
     keep_eid = not rotate and valid_ever_id(cookies.ever_id)
     keep_sid = not rotate and valid_session_id(cookies.session_id)
+    if keep_eid and keep_sid and cookies.temporary is None and cookies.new is None:
+        # A returning visitor, the usual request: nothing to write, every flag at its default.
+        return IdentityState(cookies.ever_id, cookies.session_id)
     marker = cookies.new or ""
     return IdentityState(
         ever_id=cookies.ever_id if keep_eid else new_ever_id(),

@@ -133,10 +133,13 @@ class Visitor:
 
     def page_params(self, *, with_identity: bool = False) -> wire.Params:
         """This page's request as raw wire pairs, the visitor's rules applied."""
+        return self._page_params(self._time_ms, with_identity=with_identity)
+
+    def _page_params(self, time_ms: int, *, with_identity: bool) -> wire.Params:
         params = wire.page_request(
             page_name=self._page_name,
             data=self.data(),
-            time_ms=self._time_ms,
+            time_ms=time_ms,
             referrer=self._referrer,
             page_url=self._page_url,
         )
@@ -155,15 +158,7 @@ class Visitor:
 
     def pixel_url_parts(self) -> tuple[str, str]:
         """``pixel_url()`` cut where the time goes: ``before + str(time_ms) + after``."""
-        params = wire.page_request(
-            page_name=self._page_name,
-            data=self.data(),
-            time_ms=_TIME_MARK,
-            referrer=self._referrer,
-            page_url=self._page_url,
-        )
-        enforced = wire.enforce(params, self.settings, anonymous=self.anonymous, ever_id=None)
-        query = wire.encode(enforced)
+        query = wire.encode(self._page_params(_TIME_MARK, with_identity=False))
         before, _, after = f"{self.hit_endpoint()}?{query}".partition(f",{_TIME_MARK},")
         return before + ",", "," + after
 

@@ -345,9 +345,7 @@ class BufferedSink:
             if self._closing:  # a server may run several lifespans: open again
                 self._closing, self._deadline = False, None
             # Before refusing: a writer that stopped would never end the refusal.
-            task = self._task
-            if task is None or task.done() or not task.get_loop().is_running():
-                self._ensure_writer()
+            self._ensure_writer()
             if self._refusing:
                 raise SinkUnavailable(
                     f"{self.backend.name}: neither the store nor the spool can take hits"

@@ -152,12 +152,7 @@ class SQLiteProcessBackend:
         """Open (create, migrate) the database now, so a wrong path fails at start-up, and start
         the writer process, so the first hits do not wait for an interpreter to start."""
         await SQLiteBackend(self.path).check()
-
-        def start() -> None:
-            with self._lock:
-                self._running()
-
-        await asyncio.to_thread(start)
+        await asyncio.to_thread(self._start)
 
     async def write_batch(self, hits: Sequence[Record]) -> None:
         """Send ``hits`` to the child and wait for its answer, on the caller's event loop.
